@@ -1,0 +1,81 @@
+"""Shared pytest fixtures.
+
+Kernel tests use the ``kernel`` fixture (or the ``kernel`` marker plus
+``require_kernel()``): outside CI they skip when the machine cannot run BPF
+programs; with ``CI=true`` they fail instead, because a skipped kernel test hides
+breakage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+DATA = Path(__file__).parent / "data"
+
+
+def _kernel_problem() -> str | None:
+    """Return why this machine cannot run kernel tests, or None when it can."""
+    if os.geteuid() != 0:
+        return "kernel tests need root"
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        return "no kernel BTF at /sys/kernel/btf/vmlinux"
+    if shutil.which("clang") is None:
+        return "clang is not installed (run `make setup`)"
+    if not Path("/usr/include/bpf/bpf_helpers.h").exists():
+        return "libbpf headers are missing (apt-get install libbpf-dev)"
+    return None
+
+
+def require_kernel() -> None:
+    """Skip (locally) or fail (CI=true) when the kernel tests cannot run here."""
+    problem = _kernel_problem()
+    if problem is None:
+        return
+    if IN_CI:
+        pytest.fail(f"kernel test cannot run in CI: {problem}")
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def kernel() -> None:
+    """Require a BPF-capable kernel (fails under CI=true instead of skipping)."""
+    require_kernel()
+
+
+def bpf_object_counts() -> tuple[int, int, int]:
+    """Return how many BPF programs, maps and links the kernel holds now."""
+    counts = []
+    for what in ("prog", "map", "link"):
+        out = subprocess.run(
+            ["bpftool", "-j", what, "list"], capture_output=True, text=True, check=True
+        ).stdout
+        counts.append(len(json.loads(out or "[]")))
+    return counts[0], counts[1], counts[2]
+
+
+def wait_for_counts(expected: tuple[int, int, int], timeout: float = 5.0) -> tuple[int, int, int]:
+    """Poll until the kernel's object counts equal ``expected`` (frees are deferred)."""
+    deadline = time.monotonic() + timeout
+    now = bpf_object_counts()
+    while now != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = bpf_object_counts()
+    return now
+
+
+@pytest.fixture
+def clean_kernel(kernel: None) -> Iterator[tuple[int, int, int]]:
+    """Yield the kernel's object counts before the test; check nothing leaked after."""
+    before = bpf_object_counts()
+    yield before
+    after = wait_for_counts(before)
+    assert after == before, f"BPF objects leaked: before {before}, after {after}"
