@@ -1,0 +1,272 @@
+"""The ``%%bpf`` cell magic and ``%bpf`` line magic (UI layer).
+
+``BpfMagics`` is both the IPython ``Magics`` class and the traitlets configuration
+object, so ``%config BpfMagics.interval = 0.5`` sets the default refresh interval.
+bpfnb's errors are shown as short messages (no traceback) by a custom exception
+handler; the exception itself stays available as ``bpfnb.magics.last_error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import pandas as pd
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import display
+from traitlets import Bool, Float
+
+from . import command, compiler, system
+from .command import CellArgs
+from .errors import BpfnbError, CommandError
+from .program import Program, load, programs
+from .spec import ObjectSpec
+
+last_error: BaseException | None = None
+_RED, _RESET = "\x1b[0;31m", "\x1b[0m"
+
+
+class _Status:
+    """A one-line progress display that updates in place (text in a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.handle: Any = None
+        self.enabled = enabled
+
+    def update(self, text: str) -> None:
+        if not self.enabled:
+            return
+        bundle = {"text/plain": text}
+        if self.handle is None:
+            self.handle = display(bundle, raw=True, display_id=True)
+        else:
+            self.handle.update(bundle, raw=True)
+
+
+@magics_class
+class BpfMagics(Magics):
+    """``%%bpf NAME [options]`` compiles, loads and attaches a cell of libbpf C.
+
+    See ``%bpf?`` for the line magic's actions.
+    """
+
+    interval = Float(1.0, help="Default refresh interval of live views, in seconds.").tag(
+        config=True
+    )
+    display_dashboard = Bool(True, help="Display a live dashboard after %%bpf.").tag(
+        config=True
+    )
+    progress = Bool(True, help="Show a one-line progress status while compiling/loading.").tag(
+        config=True
+    )
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.bound: dict[str, Program] = {}
+
+    # -- dispatch ---------------------------------------------------------------------
+    @line_cell_magic
+    def bpf(self, line: str, cell: str | None = None) -> Any:
+        """Compile/load/attach a cell (``%%bpf NAME``) or manage programs (``%bpf ...``).
+
+        Cell: ``%%bpf NAME [-D NAME[=VALUE]] [-I DIR] [--cflags "..."] [--no-attach]
+        [--no-display] [--interval SECONDS] [--set VAR=VALUE] [--compile-only]``.
+
+        Line: ``%bpf list``, ``%bpf stop NAME``, ``%bpf stop --all``,
+        ``%bpf export NAME.MAP PATH.csv``, ``%bpf doctor``, ``%bpf templates``,
+        ``%bpf template TEMPLATE [NAME] [--show] [cell options]``.
+        """
+        if cell is not None:
+            return self._run_cell(command.parse_cell_args(line), cell)
+        args = command.parse_line_args(line)
+        handler = getattr(self, f"_line_{args.action}")
+        return handler(args)
+
+    # -- cells ------------------------------------------------------------------------
+    def _run_cell(self, args: CellArgs, source: str) -> Program | None:
+        system.ensure_privileges()
+        status = _Status(self.progress)
+        start = time.perf_counter()
+        if args.compile_only:
+            status.update(f"{args.name}: compiling…")
+            result = compiler.compile_cell(
+                source,
+                args.name,
+                defines=args.defines,
+                include_dirs=args.include_dirs,
+                cflags=args.cflags,
+                epilogue=_epilogue(source),
+            )
+            spec = ObjectSpec.from_file(result.object_path)
+            status.update(
+                f"{args.name}: compiled in {result.seconds * 1000:.0f} ms"
+                f"{' (cached)' if result.cached else ''} -> {result.object_path}\n"
+                f"  programs: {', '.join(f'{p.name} [{p.section}]' for p in spec.programs)}\n"
+                f"  maps: {', '.join(f'{m.name} ({m.type_name})' for m in spec.maps.values())}"
+            )
+            return None
+        status.update(f"{args.name}: compiling and loading…")
+        prog = load(
+            source,
+            name=args.name,
+            attach=args.attach,
+            defines=args.defines,
+            globals=dict(args.globals),
+            include_dirs=args.include_dirs,
+            cflags=args.cflags,
+        )
+        # The new version is loaded (and attached): only now replace the old one.
+        old = self.bound.pop(args.name, None)
+        if old is not None:
+            old.close()
+        self.bound[args.name] = prog
+        if self.shell is not None:
+            self.shell.user_ns[args.name] = prog
+        elapsed = (time.perf_counter() - start) * 1000
+        attached = len(prog.attach_points)
+        warnings = prog.compile_result.warnings if prog.compile_result else []
+        summary = (
+            f"{args.name}: {attached} of {len(prog.programs)} program(s) attached, "
+            f"{len(prog.maps)} map(s), {elapsed:.0f} ms"
+        )
+        for warning in warnings[:3]:
+            summary += f"\n  warning, line {warning.line}: {warning.message}"
+        status.update(summary)
+        if args.display and self.display_dashboard:
+            self._display(prog, args.interval or self.interval)
+        return None
+
+    def _display(self, prog: Program, interval: float) -> None:
+        try:
+            from . import widgets
+        except ImportError:  # widgets unavailable: a static view
+            display(prog.maps)
+            return
+        view = widgets.dashboard(prog, interval=interval)
+        if view is not None:
+            display(view)
+
+    # -- line actions -----------------------------------------------------------------
+    def _line_list(self, args: command.LineArgs) -> pd.DataFrame:
+        rows = []
+        for prog in programs():
+            stats = prog.stats()
+            rows.append(
+                {
+                    "name": prog.name,
+                    "attach points": ", ".join(prog.attach_points) or "(not attached)",
+                    "programs": ", ".join(p.name for p in prog.programs),
+                    "maps": ", ".join(f"{n} ({m.spec.type_name})" for n, m in prog.maps.items()),
+                    "run count": stats["run_cnt"],
+                    "run time ms": round(stats["run_time_ns"] / 1e6, 3),
+                    "avg ns/run": round(stats["run_time_ns"] / stats["run_cnt"])
+                    if stats["run_cnt"]
+                    else 0,
+                }
+            )
+        columns = ["name", "attach points", "programs", "maps", "run count", "run time ms",
+                   "avg ns/run"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def _line_stop(self, args: command.LineArgs) -> None:
+        if args.all:
+            count = len(programs())
+            for prog in programs():
+                prog.close()
+            self.bound.clear()
+            print(f"stopped {count} program(s)")
+            return
+        assert args.name is not None
+        prog = self._find(args.name)
+        prog.close()
+        self.bound.pop(args.name, None)
+        print(f"stopped {args.name}")
+
+    def _find(self, name: str) -> Program:
+        prog = self.bound.get(name)
+        if prog is None and self.shell is not None:
+            value = self.shell.user_ns.get(name)
+            if isinstance(value, Program):
+                prog = value
+        if prog is None:
+            prog = next((p for p in programs() if p.name == name), None)
+        if prog is None or prog.closed:
+            live = ", ".join(p.name for p in programs()) or "none"
+            raise CommandError(f"no loaded program named {name!r} (loaded: {live})")
+        return prog
+
+    def _line_export(self, args: command.LineArgs) -> None:
+        assert args.name is not None and args.path is not None
+        prog_name, map_name = args.name.split(".")
+        prog = self._find(prog_name)
+        if map_name not in prog.maps:
+            raise CommandError(
+                f"program {prog_name!r} has no map {map_name!r} (maps: {', '.join(prog.maps)})"
+            )
+        path = prog.maps[map_name].to_csv(args.path)
+        rows = sum(1 for _ in open(path)) - 1
+        print(f"wrote {rows} row(s) of {args.name} to {path}")
+
+    def _line_doctor(self, args: command.LineArgs) -> None:
+        print(system.format_checks(system.doctor()))
+
+    def _line_templates(self, args: command.LineArgs) -> pd.DataFrame:
+        from . import templates
+
+        items = templates.list_templates()
+        return pd.DataFrame(
+            [{"template": t.name, "description": t.description} for t in items],
+            columns=["template", "description"],
+        )
+
+    def _line_template(self, args: command.LineArgs) -> Program | None:
+        from . import templates
+
+        assert args.name is not None and args.cell is not None
+        found = {t.name: t for t in templates.list_templates()}
+        if args.name not in found:
+            raise CommandError(
+                f"no template {args.name!r} (templates: {', '.join(sorted(found))})"
+            )
+        template = found[args.name]
+        if args.show:
+            print(template.source)
+            return None
+        return self._run_cell(args.cell, template.source)
+
+
+def _epilogue(source: str) -> str:
+    from .program import _epilogue as make
+
+    return make(source)
+
+
+def _show_error(
+    shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None
+) -> list[str]:
+    """Render a BpfnbError as a short message (no traceback)."""
+    global last_error
+    last_error = value
+    text = f"{_RED}{etype.__name__}{_RESET}: {value}"
+    if getattr(value, "log", ""):
+        text += "\n(the whole log: bpfnb.magics.last_error.log)"
+    return [text]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register :class:`BpfMagics` and the short error display."""
+    magics = BpfMagics(shell=ipython)
+    ipython.register_magics(magics)
+    ipython.set_custom_exc((BpfnbError,), _show_error)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Close every program and restore the default error display."""
+    for prog in programs():
+        with contextlib.suppress(Exception):
+            prog.close()
+    ipython.set_custom_exc((), None)
+
+
+__all__ = ["BpfMagics", "load_ipython_extension", "unload_ipython_extension"]

@@ -1,0 +1,543 @@
+"""Typed views of BPF maps: Python mappings and pandas DataFrames over a map fd.
+
+:func:`map_for` wraps a loaded map's fd in the class that fits its type:
+
+============================  ==========================
+map type                      class
+============================  ==========================
+hash                          :class:`HashMap`
+lru_hash                      :class:`LruHashMap`
+array                         :class:`ArrayMap`
+percpu_hash                   :class:`PerCpuHashMap`
+percpu_array                  :class:`PerCpuArrayMap`
+lru_percpu_hash               :class:`LruPerCpuHashMap`
+ringbuf                       ``bpfnb.events.RingBuffer``
+perf_event_array              ``bpfnb.events.PerfEventArray``
+anything else                 :class:`Map` (read-only: ``df()``, iteration)
+============================  ==========================
+
+Keys and values are decoded from the BTF the compiler wrote into the object
+(:mod:`bpfnb.dtypes`): ``m[k]`` takes a key as an int (scalar keys), a tuple in field
+order or a dict of fields (struct keys), and returns the value as an int, float, str or
+a dict of fields. Iterating over a map with a struct key yields hashable named tuples,
+which can be used as keys again. A key or value of the wrong shape raises
+:class:`~bpfnb.errors.MapTypeError` naming the C type.
+
+Per-CPU maps (``percpu_hash``, ``percpu_array``, ``lru_percpu_hash``) keep one value per
+possible CPU: ``m[k]`` returns a *list* with one decoded value per CPU, ``m.sum(k)``
+their sum, and ``m[k] = v`` sets every CPU to ``v`` (or CPU ``i`` to ``v[i]`` when ``v``
+is a list with one value per CPU). ``df()`` sums across CPUs; ``df(per_cpu=True)`` gives
+one column per CPU (``value[cpu0]``, ``value[cpu1]``... for a scalar value,
+``field[cpu0]``... for a struct; see :mod:`bpfnb.frames`).
+
+Reads take one ``BPF_MAP_LOOKUP_BATCH`` pass into numpy buffers (a get-next-key walk on
+kernels or map types without batch support), so a DataFrame of a million rows costs a
+few hundred milliseconds. Each map has a lock, so a live widget refreshing from another
+thread and a cell writing to the map do not interleave their bpf(2) sequences.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import namedtuple
+from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bpfnb import frames, syscall
+from bpfnb.dtypes import Codec, codec_for, raw_codec
+from bpfnb.errors import BpfnbError, MapTypeError
+from bpfnb.spec import MapSpec, ObjectSpec
+
+__all__ = [
+    "ArrayMap",
+    "HashMap",
+    "LruHashMap",
+    "LruPerCpuHashMap",
+    "Map",
+    "PerCpuArrayMap",
+    "PerCpuHashMap",
+    "map_for",
+]
+
+
+def _codec(obj: ObjectSpec | None, t: Any, size: int) -> Codec:
+    """The codec of a key or value: from BTF when declared with a type, else raw bytes."""
+    if t is None:
+        return raw_codec(size)
+    return codec_for(obj.btf if obj is not None else None, t, size)
+
+
+def _hashable(value: Any) -> Any:
+    """Turn a decoded key (dicts, lists) into a hashable value usable as a key again."""
+    if isinstance(value, dict):
+        cls = _tuple_class(tuple(value))
+        return cls(*(_hashable(v) for v in value.values()))
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+_TUPLE_CLASSES: dict[tuple[str, ...], type] = {}
+
+
+def _tuple_class(fields: tuple[str, ...]) -> type:
+    found = _TUPLE_CLASSES.get(fields)
+    if found is not None:
+        return found
+    made: type = namedtuple("Key", fields, rename=True)  # type: ignore[misc]
+    _TUPLE_CLASSES[fields] = made
+    return made
+
+
+class Map:
+    """A BPF map over its fd, readable as a DataFrame.
+
+    The base class serves map types without a dedicated view: ``df()``, ``len()`` and
+    iteration work when the kernel can list the keys (get-next-key).
+
+    Parameters
+    ----------
+    fd : int
+        The map fd (owned by the loaded object; never closed here).
+    spec : MapSpec
+        The map as declared in the object.
+    obj : ObjectSpec, optional
+        The object (for its BTF).
+    source : str
+        The cell's C source (unused by plain maps; event maps read declarations in it).
+
+    Attributes
+    ----------
+    name : str
+        The C name of the map.
+    spec : MapSpec
+        Its declaration.
+    fd : int
+        The map fd.
+    key_codec, value_codec : Codec
+        How keys and values decode and encode.
+    """
+
+    per_cpu = False
+    writable = False
+
+    def __init__(
+        self, fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str = ""
+    ) -> None:
+        self.fd = fd
+        self.spec = spec
+        self.obj = obj
+        self.source = source
+        self.name = spec.name
+        self._lock = threading.RLock()
+        self.key_codec = _codec(obj, spec.key, spec.key_size)
+        self.value_codec = _codec(obj, spec.value, spec.value_size)
+        self.ncpus = syscall.possible_cpus() if self.per_cpu else 1
+        self.slot = syscall.value_slot_size(spec.value_size) if self.per_cpu else spec.value_size
+        self.value_bytes = self.slot * self.ncpus
+
+    # -- description --------------------------------------------------------------------
+
+    @property
+    def type_name(self) -> str:
+        """The map type as the kernel names it (``hash``, ``percpu_array``...)."""
+        return self.spec.type_name
+
+    @property
+    def max_entries(self) -> int:
+        """The map's capacity."""
+        return self.spec.max_entries
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r}: {self.key_codec.c_name} -> "
+            f"{self.value_codec.c_name}, max_entries={self.spec.max_entries}>"
+        )
+
+    # -- raw reads ----------------------------------------------------------------------
+
+    def read_raw(self, *, batch: bool = True) -> syscall.Batch:
+        """Read every record as raw bytes (one batch pass, or get-next-key + lookup).
+
+        Parameters
+        ----------
+        batch : bool
+            Use BPF_MAP_LOOKUP_BATCH (falling back when unsupported); False forces the
+            get-next-key + lookup walk.
+
+        Returns
+        -------
+        syscall.Batch
+            ``keys`` (n, key_size) and ``values`` (n, value bytes) uint8 arrays.
+        """
+        with self._lock:
+            if batch and self._batch_ok:
+                out = syscall.map_lookup_batch(
+                    self.fd,
+                    self.spec.key_size,
+                    self.value_bytes,
+                    max(self.spec.max_entries, 1),
+                    what=f"map {self.name!r}",
+                )
+                if not out.batched:
+                    self._batch_ok = False
+                return out
+            return syscall.map_lookup_fallback(
+                self.fd, self.spec.key_size, self.value_bytes, what=f"map {self.name!r}"
+            )
+
+    _batch_ok = True
+
+    def records(self, *, batch: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Read every record as numpy structured arrays.
+
+        Returns
+        -------
+        keys : numpy.ndarray
+            1-D array of ``key_codec.dtype``.
+        values : numpy.ndarray
+            1-D array of ``value_codec.dtype``, or for per-CPU maps a 2-D array
+            (rows, CPUs) of records padded to 8-byte slots.
+        """
+        raw = self.read_raw(batch=batch)
+        return self._views(raw.keys, raw.values)
+
+    def _views(self, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = keys.shape[0]
+        k = keys.reshape(-1).view(self.key_codec.dtype) if n else np.empty(0, self.key_codec.dtype)
+        if self.per_cpu:
+            dt = self.value_codec.padded_dtype(self.slot)
+            v = (
+                values.reshape(-1).view(dt).reshape(n, self.ncpus)
+                if n
+                else np.empty((0, self.ncpus), dt)
+            )
+        else:
+            v = (
+                values.reshape(-1).view(self.value_codec.dtype)
+                if n
+                else np.empty(0, self.value_codec.dtype)
+            )
+        return k, v
+
+    # -- DataFrames ---------------------------------------------------------------------
+
+    def df(self, per_cpu: bool = False, *, batch: bool = True) -> pd.DataFrame:
+        """Return a snapshot of the map as a DataFrame.
+
+        Parameters
+        ----------
+        per_cpu : bool
+            For per-CPU maps: one column per CPU instead of the sum across CPUs.
+        batch : bool
+            Read with BPF_MAP_LOOKUP_BATCH (False: get-next-key + lookup).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Key columns then value columns: ``key``/``value`` for scalars, C field names
+            (nested joined by ``.``) for structs.
+        """
+        keys, values = self.records(batch=batch)
+        return self._frame(keys, values, per_cpu)
+
+    def _frame(self, keys: np.ndarray, values: np.ndarray, per_cpu: bool) -> pd.DataFrame:
+        return frames.to_frame(
+            self.key_codec, keys, self.value_codec, values, per_cpu=per_cpu and self.per_cpu
+        )
+
+    def to_csv(self, path: str | Path, per_cpu: bool = False) -> Path:
+        """Write :meth:`df` to a CSV file and return its path."""
+        out = Path(path)
+        self.df(per_cpu=per_cpu).to_csv(out, index=False)
+        return out
+
+    def live(self, interval: float = 1.0) -> Any:
+        """Show the map as a table that refreshes every ``interval`` seconds (ipywidgets)."""
+        from bpfnb import widgets
+
+        return widgets.live_table(self, interval=interval)
+
+    def close(self) -> None:
+        """Stop background work (none for plain maps). Never closes the fd."""
+
+    # -- Python values ------------------------------------------------------------------
+
+    def _key_bytes(self, key: Any) -> bytes:
+        return self.key_codec.to_bytes(key, role="key")
+
+    def _decode_value(self, raw: bytes) -> Any:
+        if not self.per_cpu:
+            return self.value_codec.to_python(raw)
+        return [
+            self.value_codec.to_python(raw[i * self.slot : i * self.slot + self.spec.value_size])
+            for i in range(self.ncpus)
+        ]
+
+    def _lookup(self, key: Any) -> bytes:
+        kb = self._key_bytes(key)
+        with self._lock:
+            try:
+                return syscall.map_lookup(self.fd, kb, self.value_bytes, what=f"map {self.name!r}")
+            except syscall.BpfKeyError:
+                raise KeyError(key) from None
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._decode_value(self._lookup(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """Return ``self[key]``, or ``default`` when the key is not in the map."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self._lookup(key)
+        except KeyError:
+            return False
+        return True
+
+    def _decoded_keys(self, keys: np.ndarray) -> list[Any]:
+        raw = keys.tobytes()
+        size = self.spec.key_size
+        return [
+            _hashable(self.key_codec.to_python(raw[i * size : (i + 1) * size]))
+            for i in range(keys.shape[0])
+        ]
+
+    def _decoded_items(self) -> list[tuple[Any, Any]]:
+        raw = self.read_raw()
+        keys = self._decoded_keys(raw.keys)
+        vals = raw.values.tobytes()
+        vb = self.value_bytes
+        return [(k, self._decode_value(vals[i * vb : (i + 1) * vb])) for i, k in enumerate(keys)]
+
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate over the keys of a snapshot (named tuples for struct keys)."""
+        raw = self.read_raw()
+        return iter(self._decoded_keys(raw.keys))
+
+    def __len__(self) -> int:
+        """The number of keys in the map now."""
+        return len(self.read_raw())
+
+
+class _WritableMap(Map, MutableMapping[Any, Any]):
+    """A map whose keys and values can be set and deleted from Python."""
+
+    writable = True
+
+    def _value_bytes(self, value: Any) -> bytes:
+        codec = self.value_codec
+        if not self.per_cpu:
+            return codec.to_bytes(value, role="value")
+        elem_is_array = codec.c_name.endswith("]")
+        if (
+            isinstance(value, list)
+            and len(value) == self.ncpus
+            and (not elem_is_array or all(isinstance(v, (list, tuple, str, bytes)) for v in value))
+        ):
+            parts = [codec.to_bytes(v, role="value") for v in value]
+        else:
+            parts = [codec.to_bytes(value, role="value")] * self.ncpus
+        pad = b"\0" * (self.slot - self.spec.value_size)
+        return b"".join(p + pad for p in parts)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        kb = self._key_bytes(key)
+        vb = self._value_bytes(value)
+        with self._lock:
+            syscall.map_update(self.fd, kb, vb, syscall.BPF_ANY, what=f"map {self.name!r}")
+
+    def __delitem__(self, key: Any) -> None:
+        kb = self._key_bytes(key)
+        with self._lock:
+            try:
+                syscall.map_delete(self.fd, kb, what=f"map {self.name!r}")
+            except syscall.BpfKeyError:
+                raise KeyError(key) from None
+
+    def items(self) -> ItemsView[Any, Any]:
+        """A view of ``(key, value)`` pairs, read in one batch pass per iteration."""
+        return _SnapshotItems(self)
+
+    def values(self) -> ValuesView[Any]:
+        """A view of the values, read in one batch pass per iteration."""
+        return _SnapshotValues(self)
+
+    def clear(self) -> None:
+        """Delete every key (one batch delete; key by key where batch is unsupported)."""
+        with self._lock:
+            raw = self.read_raw()
+            if not len(raw):
+                return
+            try:
+                syscall.map_delete_batch(self.fd, raw.keys, what=f"map {self.name!r}")
+            except (syscall.BpfInvalidError, syscall.BpfKeyError):
+                for row in raw.keys:
+                    with contextlib.suppress(syscall.BpfKeyError):
+                        syscall.map_delete(self.fd, row.tobytes(), what=f"map {self.name!r}")
+
+    def update_records(self, keys: np.ndarray, values: np.ndarray) -> int:
+        """Write many raw records at once (BPF_MAP_UPDATE_BATCH); return the count.
+
+        ``keys`` and ``values`` are arrays with one record per row whose rows have the
+        map's key size and value size (all CPU slots for per-CPU maps).
+        """
+        k = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), -1)
+        v = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), -1)
+        if k.shape[1] != self.spec.key_size or v.shape[1] != self.value_bytes:
+            raise MapTypeError(
+                f"map {self.name!r}: records must be {self.spec.key_size}-byte keys and "
+                f"{self.value_bytes}-byte values, got {k.shape[1]} and {v.shape[1]}"
+            )
+        with self._lock:
+            return syscall.map_update_batch(self.fd, k, v, what=f"map {self.name!r}")
+
+
+# MutableMapping's mixins must not shadow the Map implementations.
+_WritableMap.get = Map.get  # type: ignore[method-assign]
+_WritableMap.__contains__ = Map.__contains__  # type: ignore[method-assign]
+
+
+class _SnapshotItems(ItemsView[Any, Any]):
+    """``items()`` of a map: each iteration reads the whole map in one pass."""
+
+    _mapping: Map
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self._mapping._decoded_items())
+
+
+class _SnapshotValues(ValuesView[Any]):
+    """``values()`` of a map: each iteration reads the whole map in one pass."""
+
+    _mapping: Map
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(v for _, v in self._mapping._decoded_items())
+
+
+class HashMap(_WritableMap):
+    """``BPF_MAP_TYPE_HASH``: keys come and go; ``len()`` counts the keys present."""
+
+
+class LruHashMap(HashMap):
+    """``BPF_MAP_TYPE_LRU_HASH``: at capacity, inserting evicts the least recently used key."""
+
+
+class ArrayMap(_WritableMap):
+    """``BPF_MAP_TYPE_ARRAY``: keys are the indexes ``0..max_entries-1``, always present.
+
+    ``del m[i]`` and ``clear()`` set elements to zero (array elements cannot be
+    removed); ``len()`` is ``max_entries``.
+    """
+
+    def __len__(self) -> int:
+        return self.spec.max_entries
+
+    def __delitem__(self, key: Any) -> None:
+        if key not in self:
+            raise KeyError(key)
+        kb = self._key_bytes(key)
+        with self._lock:
+            syscall.map_update(self.fd, kb, bytes(self.value_bytes), what=f"map {self.name!r}")
+
+    def clear(self) -> None:
+        """Set every element to zero."""
+        n = self.spec.max_entries
+        if n == 0:
+            return
+        keys = np.arange(n, dtype=np.uint32).view(np.uint8).reshape(n, 4)
+        if self.spec.key_size != 4:
+            raise MapTypeError(f"array map {self.name!r} has a {self.spec.key_size}-byte key")
+        with self._lock:
+            syscall.map_update_batch(
+                self.fd, keys, np.zeros((n, self.value_bytes), np.uint8), what=f"map {self.name!r}"
+            )
+
+
+class _PerCpu:
+    """Mixin of the per-CPU maps."""
+
+    per_cpu = True
+
+    def sum(self, key: Any) -> Any:
+        """Return the value of ``key`` summed across CPUs (a dict of fields for structs)."""
+        m: Map = self  # type: ignore[assignment]
+        raw = m._lookup(key)
+        arr = np.frombuffer(raw, dtype=m.value_codec.padded_dtype(m.slot)).reshape(1, m.ncpus)
+        cols = m.value_codec.sum_columns(arr)
+        out = {name: _scalar(col) for name, col in cols.items()}
+        if m.value_codec.scalar:
+            return out[""]
+        return out
+
+
+def _scalar(col: Any) -> Any:
+    v = col[0]
+    return v.item() if isinstance(v, np.generic) else v
+
+
+class PerCpuHashMap(_PerCpu, HashMap):
+    """``BPF_MAP_TYPE_PERCPU_HASH``: ``m[k]`` is a list with one value per possible CPU."""
+
+
+class LruPerCpuHashMap(_PerCpu, LruHashMap):
+    """``BPF_MAP_TYPE_LRU_PERCPU_HASH``: per-CPU values, least recently used keys evicted."""
+
+
+class PerCpuArrayMap(_PerCpu, ArrayMap):
+    """``BPF_MAP_TYPE_PERCPU_ARRAY``: ``m[i]`` is a list with one value per possible CPU."""
+
+
+_CLASSES: dict[int, type[Map]] = {
+    syscall.MapType.HASH: HashMap,
+    syscall.MapType.LRU_HASH: LruHashMap,
+    syscall.MapType.ARRAY: ArrayMap,
+    syscall.MapType.PERCPU_HASH: PerCpuHashMap,
+    syscall.MapType.PERCPU_ARRAY: PerCpuArrayMap,
+    syscall.MapType.LRU_PERCPU_HASH: LruPerCpuHashMap,
+}
+
+
+def map_for(fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str = "") -> Map:
+    """Wrap a map fd in the view that fits its type.
+
+    Parameters
+    ----------
+    fd : int
+        The map fd (not owned by the view).
+    spec : MapSpec
+        Its declaration.
+    obj : ObjectSpec, optional
+        The object the map belongs to (its BTF).
+    source : str
+        The cell's C source (ring buffers find their event type in it).
+
+    Returns
+    -------
+    Map
+        A :class:`HashMap`, :class:`ArrayMap`..., an ``events.RingBuffer`` /
+        ``events.PerfEventArray``, or a read-only :class:`Map` for other types.
+    """
+    if spec.type == syscall.MapType.RINGBUF:
+        from bpfnb import events
+
+        return events.RingBuffer(fd, spec, obj, source)
+    if spec.type == syscall.MapType.PERF_EVENT_ARRAY:
+        from bpfnb import events
+
+        return events.PerfEventArray(fd, spec, obj, source)
+    cls = _CLASSES.get(spec.type, Map)
+    try:
+        return cls(fd, spec, obj, source)
+    except MapTypeError as e:
+        raise BpfnbError(f"map {spec.name!r}: {e}") from e

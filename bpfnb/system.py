@@ -1,0 +1,243 @@
+"""What the machine offers: privileges, tracefs and bpffs, kernel features, doctor checks.
+
+Kernel layer. ``ensure_*`` functions fix what they can (mounting tracefs when root)
+and raise a :class:`BpfnbError` naming the exact fix otherwise. :func:`doctor` runs
+every check and reports each one without raising.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import compiler
+from .errors import BpfnbError, KernelFeatureError, PrivilegeError
+
+CAP_PERFMON = 38
+CAP_BPF = 39
+CAP_SYS_ADMIN = 21
+TRACEFS = Path("/sys/kernel/tracing")
+DEBUGFS_TRACING = Path("/sys/kernel/debug/tracing")
+BPFFS = Path("/sys/fs/bpf")
+KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
+# SEC() prefixes that need kprobes (CONFIG_KPROBES / CONFIG_KPROBE_EVENTS).
+KPROBE_SECTIONS = ("kprobe", "kretprobe", "ksyscall", "kretsyscall", "kprobe.multi",
+                   "kretprobe.multi", "kprobe.session")
+
+
+def effective_capabilities() -> int:
+    """Return the process's effective capability mask (CapEff of /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def has_bpf_privileges() -> bool:
+    """Return True when the process may load and attach tracing programs."""
+    if os.geteuid() == 0:
+        return True
+    caps = effective_capabilities()
+    bpf = bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON))
+    return bpf or bool(caps & (1 << CAP_SYS_ADMIN))
+
+
+def ensure_privileges() -> None:
+    """Raise PrivilegeError, with what to do, when the process cannot load programs."""
+    if not has_bpf_privileges():
+        raise PrivilegeError(
+            "loading BPF programs needs root or CAP_BPF + CAP_PERFMON: start Jupyter as "
+            "root (sudo jupyter lab ...) or grant the interpreter the capabilities: "
+            "sudo setcap cap_bpf,cap_perfmon+ep \"$(readlink -f $(which python3))\""
+        )
+
+
+def tracefs_path() -> Path | None:
+    """Return where tracefs is mounted (with its ``events`` folder), or None."""
+    for path in (TRACEFS, DEBUGFS_TRACING):
+        if (path / "events").is_dir():
+            return path
+    return None
+
+
+def _mount(fstype: str, target: Path) -> str | None:
+    mount = shutil.which("mount") or "/bin/mount"
+    run = subprocess.run(
+        [mount, "-t", fstype, fstype, str(target)], capture_output=True, text=True, check=False
+    )
+    return None if run.returncode == 0 else (run.stderr.strip() or f"exit {run.returncode}")
+
+
+def ensure_tracefs() -> Path:
+    """Return the tracefs mount point, mounting tracefs when it is missing and we are root.
+
+    Raises
+    ------
+    KernelFeatureError
+        When tracefs is not mounted and cannot be mounted here.
+    """
+    found = tracefs_path()
+    if found:
+        return found
+    problem = "not root"
+    if os.geteuid() == 0 and TRACEFS.is_dir():
+        problem = _mount("tracefs", TRACEFS) or ""
+        found = tracefs_path()
+        if found:
+            return found
+    raise KernelFeatureError(
+        "tracefs is not mounted, so tracepoints cannot be attached "
+        f"({problem or 'mount failed'}): run `sudo mount -t tracefs tracefs {TRACEFS}`"
+    )
+
+
+def bpffs_mounted() -> bool:
+    """Return True when a bpf filesystem is mounted at /sys/fs/bpf."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split()[1:3] == [str(BPFFS), "bpf"] for line in mounts)
+
+
+def ensure_bpffs() -> None:
+    """Mount bpffs at /sys/fs/bpf when missing and root; raise with the fix otherwise."""
+    if bpffs_mounted():
+        return
+    problem = "not root"
+    if os.geteuid() == 0 and BPFFS.is_dir():
+        problem = _mount("bpf", BPFFS) or ""
+        if bpffs_mounted():
+            return
+    raise KernelFeatureError(
+        f"bpffs is not mounted ({problem or 'mount failed'}): run "
+        f"`sudo mount -t bpf bpf {BPFFS}`"
+    )
+
+
+def kprobes_available() -> bool:
+    """Return True when the kernel can attach kprobes (kprobe PMU or kprobe_events)."""
+    if KPROBE_PMU.exists():
+        return True
+    tracefs = tracefs_path()
+    return bool(tracefs and (tracefs / "kprobe_events").exists())
+
+
+def section_needs_kprobes(section: str) -> bool:
+    """Return True when a SEC() name attaches through kprobes."""
+    return section.split("/", 1)[0] in KPROBE_SECTIONS
+
+
+def ensure_kprobes(program: str, section: str) -> None:
+    """Raise KernelFeatureError when ``section`` needs kprobes and the kernel has none."""
+    if section_needs_kprobes(section) and not kprobes_available():
+        raise KernelFeatureError(
+            f"program {program!r} (SEC(\"{section}\")) needs kprobes, but this kernel is "
+            "built without CONFIG_KPROBES (no kprobe PMU in /sys/bus/event_source/devices). "
+            "Use a tracepoint (SEC(\"tracepoint/syscalls/sys_enter_openat\")), a raw "
+            "tracepoint (SEC(\"tp_btf/sched_switch\")) or fentry/fexit "
+            "(SEC(\"fentry/do_sys_openat2\")) instead, or load it with --no-attach"
+        )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One doctor check.
+
+    Attributes
+    ----------
+    name : str
+        What was checked.
+    ok : bool
+        Whether it passed.
+    detail : str
+        What was found (a version, a path).
+    fix : str
+        What to do when it failed; empty when it passed.
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _check(name: str, fn: object) -> Check:
+    try:
+        detail = fn()  # type: ignore[operator]
+        return Check(name, True, str(detail))
+    except BpfnbError as err:
+        return Check(name, False, "missing", str(err))
+
+
+def doctor() -> list[Check]:
+    """Run every environment check and return their results (never raises)."""
+    checks: list[Check] = []
+    btf = compiler.VMLINUX_BTF
+    checks.append(
+        Check("kernel BTF", True, f"{btf} ({btf.stat().st_size // 1024} KiB)")
+        if btf.exists()
+        else Check("kernel BTF", False, "missing", "use a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+    )
+
+    def clang_check() -> str:
+        clang = compiler.find_clang()
+        run = subprocess.run([clang, "-print-targets"], capture_output=True, text=True, check=False)
+        if "bpf" not in run.stdout:
+            raise KernelFeatureError(f"{clang} has no BPF target: install Debian's clang")
+        return f"{compiler.clang_version(clang)}, -mcpu={compiler.cpu_version(clang)}"
+
+    checks.append(_check("clang with the BPF target", clang_check))
+    checks.append(
+        _check("libbpf headers", lambda: compiler.libbpf_include_dir() / "bpf/bpf_helpers.h")
+    )
+    checks.append(_check("bpftool", compiler.find_bpftool))
+    checks.append(
+        Check("privileges", True, "root" if os.geteuid() == 0 else "CAP_BPF + CAP_PERFMON")
+        if has_bpf_privileges()
+        else Check("privileges", False, f"uid {os.geteuid()} without CAP_BPF/CAP_PERFMON",
+                   _privilege_fix())
+    )
+    tracefs = tracefs_path()
+    checks.append(
+        Check("tracefs", True, str(tracefs))
+        if tracefs
+        else Check("tracefs", False, "not mounted",
+                   f"bpfnb mounts it when run as root; or `sudo mount -t tracefs tracefs {TRACEFS}`")
+    )
+    checks.append(
+        Check("bpffs", True, str(BPFFS))
+        if bpffs_mounted()
+        else Check("bpffs", False, "not mounted (only needed for pinning)",
+                   f"`sudo mount -t bpf bpf {BPFFS}`")
+    )
+    checks.append(
+        Check("kprobes", True, "available")
+        if kprobes_available()
+        else Check("kprobes", False, "CONFIG_KPROBES is off (optional)",
+                   "use tracepoints, tp_btf or fentry/fexit programs")
+    )
+    return checks
+
+
+def _privilege_fix() -> str:
+    try:
+        ensure_privileges()
+    except PrivilegeError as err:
+        return str(err)
+    return ""
+
+
+def format_checks(checks: list[Check]) -> str:
+    """Render doctor checks as aligned text lines."""
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for c in checks:
+        mark = "ok  " if c.ok else "FAIL"
+        lines.append(f"[{mark}] {c.name:<{width}}  {c.detail}")
+        if c.fix:
+            lines.append(f"       {'':<{width}}  fix: {c.fix}")
+    return "\n".join(lines)
