@@ -23,7 +23,7 @@ from typing import NoReturn
 from .errors import CommandError
 
 CELL_USAGE = (
-    "%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags \"...\"] [--no-attach] "
+    '%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags "..."] [--no-attach] '
     "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only]"
 )
 LINE_USAGE = (

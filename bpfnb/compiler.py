@@ -593,8 +593,10 @@ def format_compile_error(
                 out.append(f"  {diag.line:>4} | {text}")
                 out.append(f"       | {' ' * (diag.column - 1)}^")
         else:
-            where = "the cell's appended lines" if Path(diag.file).name.endswith(".bpf.c") else (
-                Path(diag.file).name
+            where = (
+                "the cell's appended lines"
+                if Path(diag.file).name.endswith(".bpf.c")
+                else (Path(diag.file).name)
             )
             out.append(f"  in {where}:{diag.line}: {diag.message}")
     if count > limit:

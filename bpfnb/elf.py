@@ -69,6 +69,8 @@ class Section:
         The section contents (empty for ``SHT_NOBITS``).
     link, info, entsize : int
         The raw header fields of the same names.
+    offset : int
+        ``sh_offset``: where the contents start in the file.
     """
 
     index: int
@@ -80,6 +82,7 @@ class Section:
     link: int
     info: int
     entsize: int
+    offset: int = 0
 
     @property
     def executable(self) -> bool:
@@ -157,7 +160,7 @@ class ElfFile:
             raise ElfError("ELF section-name string table index out of range")
         names = self._contents(raw[shstrndx])
         self.sections: list[Section] = []
-        for i, (name, typ, flags, _addr, _off, size, link, info, _align, entsize) in enumerate(raw):
+        for i, (name, typ, flags, _addr, off, size, link, info, _align, entsize) in enumerate(raw):
             self.sections.append(
                 Section(
                     index=i,
@@ -169,6 +172,7 @@ class ElfFile:
                     link=link,
                     info=info,
                     entsize=entsize,
+                    offset=off,
                 )
             )
         self._by_name: dict[str, Section] = {}

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 
 class BpfnbError(Exception):
-    """Root of every error bpfnb raises on purpose."""
+    """Root of every error bpfnb raises on purpose.
+
+    In IPython the error shows as its short message, with no traceback
+    (``_render_traceback_`` is IPython's hook for that).
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        text = f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"
+        if getattr(self, "log", ""):
+            text += "\n(the whole log: sys.last_value.log)"
+        return [text]
 
 
 class CommandError(BpfnbError):

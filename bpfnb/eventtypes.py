@@ -90,7 +90,9 @@ def _norm_type(text: str) -> str:
 
 def _split_args(text: str, start: int) -> tuple[list[str], int]:
     """Split the arguments of a call whose ``(`` is at ``start - 1``."""
-    depth, args, cur, i = 0, [], [], start
+    depth, i = 0, start
+    args: list[str] = []
+    cur: list[str] = []
     while i < len(text):
         c = text[i]
         if c in "([{":

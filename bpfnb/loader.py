@@ -162,13 +162,12 @@ class LoadedObject:
         done: list[str] = []
         try:
             for prog in todo:
+                failure: Exception | None = None
                 with capture_stderr() as err:
                     try:
                         prog.handle.attach()
                     except Exception as exc:  # pylibbpf raises BpfException / RuntimeError
                         failure = exc
-                    else:
-                        failure = None
                 if failure is not None:
                     raise AttachError(_attach_message(prog, str(failure), err[0])) from None
                 prog.attached = True
@@ -207,7 +206,7 @@ class LoadedObject:
 
 def _attach_message(prog: LoadedProgram, error: str, libbpf: str) -> str:
     details = [ln.removeprefix("libbpf: ") for ln in libbpf.splitlines() if ln.strip()]
-    text = f"cannot attach program {prog.name!r} to SEC(\"{prog.section}\")"
+    text = f'cannot attach program {prog.name!r} to SEC("{prog.section}")'
     if details:
         text += ": " + details[-1]
     elif error:
@@ -288,13 +287,16 @@ def _programs(handle: Any, specs: list[ProgramSpec], fds: list[int]) -> dict[str
     from . import syscall
 
     by_name: dict[str, int] = {}
+    fd: int | None
     for fd in fds:
         with contextlib.suppress(OSError, AttributeError):
             by_name.setdefault(syscall.prog_info(fd).name, fd)
     programs = {}
     for prog in specs:
         fd = by_name.get(prog.name[:15])
-        programs[prog.name] = LoadedProgram(prog.name, prog.section, fd, handle.get_program(prog.name))
+        programs[prog.name] = LoadedProgram(
+            prog.name, prog.section, fd, handle.get_program(prog.name)
+        )
     return programs
 
 

@@ -2,8 +2,8 @@
 
 ``BpfMagics`` is both the IPython ``Magics`` class and the traitlets configuration
 object, so ``%config BpfMagics.interval = 0.5`` sets the default refresh interval.
-bpfnb's errors are shown as short messages (no traceback) by a custom exception
-handler; the exception itself stays available as ``bpfnb.magics.last_error``.
+bpfnb's errors render as short messages with no traceback (see
+``BpfnbError._render_traceback_``); the exception stays in ``sys.last_value``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from traitlets import Bool, Float
 
 from . import command, compiler, system
 from .command import CellArgs
-from .errors import BpfnbError, CommandError
+from .errors import CommandError
 from .program import Program, load, programs
 from .spec import ObjectSpec
-
-last_error: BaseException | None = None
-_RED, _RESET = "\x1b[0;31m", "\x1b[0m"
 
 
 class _Status:
@@ -54,9 +51,7 @@ class BpfMagics(Magics):
     interval = Float(1.0, help="Default refresh interval of live views, in seconds.").tag(
         config=True
     )
-    display_dashboard = Bool(True, help="Display a live dashboard after %%bpf.").tag(
-        config=True
-    )
+    display_dashboard = Bool(True, help="Display a live dashboard after %%bpf.").tag(config=True)
     progress = Bool(True, help="Show a one-line progress status while compiling/loading.").tag(
         config=True
     )
@@ -165,8 +160,15 @@ class BpfMagics(Magics):
                     else 0,
                 }
             )
-        columns = ["name", "attach points", "programs", "maps", "run count", "run time ms",
-                   "avg ns/run"]
+        columns = [
+            "name",
+            "attach points",
+            "programs",
+            "maps",
+            "run count",
+            "run time ms",
+            "avg ns/run",
+        ]
         return pd.DataFrame(rows, columns=columns)
 
     def _line_stop(self, args: command.LineArgs) -> None:
@@ -205,7 +207,8 @@ class BpfMagics(Magics):
                 f"program {prog_name!r} has no map {map_name!r} (maps: {', '.join(prog.maps)})"
             )
         path = prog.maps[map_name].to_csv(args.path)
-        rows = sum(1 for _ in open(path)) - 1
+        with open(path) as written:
+            rows = sum(1 for _ in written) - 1
         print(f"wrote {rows} row(s) of {args.name} to {path}")
 
     def _line_doctor(self, args: command.LineArgs) -> None:
@@ -226,9 +229,7 @@ class BpfMagics(Magics):
         assert args.name is not None and args.cell is not None
         found = {t.name: t for t in templates.list_templates()}
         if args.name not in found:
-            raise CommandError(
-                f"no template {args.name!r} (templates: {', '.join(sorted(found))})"
-            )
+            raise CommandError(f"no template {args.name!r} (templates: {', '.join(sorted(found))})")
         template = found[args.name]
         if args.show:
             print(template.source)
@@ -242,23 +243,9 @@ def _epilogue(source: str) -> str:
     return make(source)
 
 
-def _show_error(
-    shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None
-) -> list[str]:
-    """Render a BpfnbError as a short message (no traceback)."""
-    global last_error
-    last_error = value
-    text = f"{_RED}{etype.__name__}{_RESET}: {value}"
-    if getattr(value, "log", ""):
-        text += "\n(the whole log: bpfnb.magics.last_error.log)"
-    return [text]
-
-
 def load_ipython_extension(ipython: Any) -> None:
-    """Register :class:`BpfMagics` and the short error display."""
-    magics = BpfMagics(shell=ipython)
-    ipython.register_magics(magics)
-    ipython.set_custom_exc((BpfnbError,), _show_error)
+    """Register :class:`BpfMagics` (errors render short through ``_render_traceback_``)."""
+    ipython.register_magics(BpfMagics(shell=ipython))
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -266,7 +253,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     for prog in programs():
         with contextlib.suppress(Exception):
             prog.close()
-    ipython.set_custom_exc((), None)
 
 
 __all__ = ["BpfMagics", "load_ipython_extension", "unload_ipython_extension"]

@@ -54,6 +54,7 @@ from bpfnb.errors import BpfnbError, MapTypeError
 from bpfnb.spec import MapSpec, ObjectSpec
 
 __all__ = [
+    "ArrayIndexError",
     "ArrayMap",
     "HashMap",
     "LruHashMap",
@@ -433,12 +434,25 @@ class LruHashMap(HashMap):
     """``BPF_MAP_TYPE_LRU_HASH``: at capacity, inserting evicts the least recently used key."""
 
 
+class ArrayIndexError(BpfnbError, IndexError):
+    """An array map index outside ``0..max_entries-1``."""
+
+
 class ArrayMap(_WritableMap):
     """``BPF_MAP_TYPE_ARRAY``: keys are the indexes ``0..max_entries-1``, always present.
 
-    ``del m[i]`` and ``clear()`` set elements to zero (array elements cannot be
-    removed); ``len()`` is ``max_entries``.
+    ``m[i] = v`` with ``i`` out of range raises :class:`ArrayIndexError`; ``m[i]``
+    raises :class:`KeyError`. ``del m[i]`` and ``clear()`` set elements to zero (array
+    elements cannot be removed); ``len()`` is ``max_entries``.
     """
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        try:
+            super().__setitem__(key, value)
+        except syscall.MapFullError:
+            raise ArrayIndexError(
+                f"array map {self.name!r} has indexes 0..{self.spec.max_entries - 1}, got {key!r}"
+            ) from None
 
     def __len__(self) -> int:
         return self.spec.max_entries

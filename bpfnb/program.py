@@ -90,7 +90,7 @@ class Program:
     def __getattr__(self, attr: str) -> Map:
         maps = self.__dict__.get("_maps")
         if maps is not None and attr in maps:
-            return maps[attr]  # type: ignore[no-any-return]
+            return maps[attr]
         raise AttributeError(
             f"program {self.__dict__.get('name', '?')!r} has no map or attribute {attr!r}"
             + (f" (maps: {', '.join(maps)})" if maps else "")
@@ -147,8 +147,13 @@ class Program:
         per: dict[str, dict[str, Any]] = {}
         total_cnt = total_ns = 0
         for prog in self._loaded.programs.values():
-            row: dict[str, Any] = {"id": None, "section": prog.section, "attached": prog.attached,
-                                   "run_cnt": 0, "run_time_ns": 0}
+            row: dict[str, Any] = {
+                "id": None,
+                "section": prog.section,
+                "attached": prog.attached,
+                "run_cnt": 0,
+                "run_time_ns": 0,
+            }
             if prog.fd is not None and not self.closed:
                 with contextlib.suppress(OSError, BpfnbError):
                     info = syscall.prog_info(prog.fd)
@@ -350,9 +355,7 @@ def load(
 
 
 @contextlib.contextmanager
-def _patched_globals(
-    object_path: Path, spec: ObjectSpec, values: dict[str, Any]
-) -> Iterator[Path]:
+def _patched_globals(object_path: Path, spec: ObjectSpec, values: dict[str, Any]) -> Iterator[Path]:
     """Yield an object path whose ``.rodata``/``.data`` globals hold ``values``."""
     if not values:
         yield object_path

@@ -14,6 +14,8 @@ Errors from the kernel become precise exceptions:
 * ``EPERM`` / ``EACCES`` is a :class:`BpfPermissionError` (also a
   :class:`~bpfnb.errors.PrivilegeError`).
 * ``EINVAL`` is a :class:`BpfInvalidError`.
+* ``ENOTSUPP`` / ``EOPNOTSUPP`` is a :class:`BpfNotSupportedError` (also a
+  :class:`~bpfnb.errors.KernelFeatureError`).
 * anything else is a :class:`BpfSyscallError`.
 
 Every one of them is an :class:`OSError` with ``errno`` set and names the bpf command
@@ -36,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpfnb.errors import BpfnbError, PrivilegeError
+from bpfnb.errors import BpfnbError, KernelFeatureError, PrivilegeError
 
 # --------------------------------------------------------------------------------------
 # constants
@@ -208,6 +210,10 @@ class BpfInvalidError(BpfSyscallError):
     """The kernel rejected the arguments (EINVAL): wrong sizes, flags or map type."""
 
 
+class BpfNotSupportedError(BpfSyscallError, KernelFeatureError):
+    """The kernel has no such operation for this map type (ENOTSUPP/EOPNOTSUPP)."""
+
+
 class BpfKeyError(KeyError):
     """No such key in the map (ENOENT from a lookup, delete or update with BPF_EXIST)."""
 
@@ -236,6 +242,8 @@ def _error(err: int, command: Cmd, what: str) -> BpfSyscallError:
         cls = KeyExistsError
     elif err == errno.EINVAL:
         cls = BpfInvalidError
+    elif err in (ENOTSUPP, errno.EOPNOTSUPP):
+        cls = BpfNotSupportedError
     else:
         cls = BpfSyscallError
     return cls(err, name, what)

@@ -24,8 +24,15 @@ DEBUGFS_TRACING = Path("/sys/kernel/debug/tracing")
 BPFFS = Path("/sys/fs/bpf")
 KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
 # SEC() prefixes that need kprobes (CONFIG_KPROBES / CONFIG_KPROBE_EVENTS).
-KPROBE_SECTIONS = ("kprobe", "kretprobe", "ksyscall", "kretsyscall", "kprobe.multi",
-                   "kretprobe.multi", "kprobe.session")
+KPROBE_SECTIONS = (
+    "kprobe",
+    "kretprobe",
+    "ksyscall",
+    "kretsyscall",
+    "kprobe.multi",
+    "kretprobe.multi",
+    "kprobe.session",
+)
 
 
 def effective_capabilities() -> int:
@@ -51,7 +58,7 @@ def ensure_privileges() -> None:
         raise PrivilegeError(
             "loading BPF programs needs root or CAP_BPF + CAP_PERFMON: start Jupyter as "
             "root (sudo jupyter lab ...) or grant the interpreter the capabilities: "
-            "sudo setcap cap_bpf,cap_perfmon+ep \"$(readlink -f $(which python3))\""
+            'sudo setcap cap_bpf,cap_perfmon+ep "$(readlink -f $(which python3))"'
         )
 
 
@@ -113,8 +120,7 @@ def ensure_bpffs() -> None:
         if bpffs_mounted():
             return
     raise KernelFeatureError(
-        f"bpffs is not mounted ({problem or 'mount failed'}): run "
-        f"`sudo mount -t bpf bpf {BPFFS}`"
+        f"bpffs is not mounted ({problem or 'mount failed'}): run `sudo mount -t bpf bpf {BPFFS}`"
     )
 
 
@@ -135,11 +141,11 @@ def ensure_kprobes(program: str, section: str) -> None:
     """Raise KernelFeatureError when ``section`` needs kprobes and the kernel has none."""
     if section_needs_kprobes(section) and not kprobes_available():
         raise KernelFeatureError(
-            f"program {program!r} (SEC(\"{section}\")) needs kprobes, but this kernel is "
+            f'program {program!r} (SEC("{section}")) needs kprobes, but this kernel is '
             "built without CONFIG_KPROBES (no kprobe PMU in /sys/bus/event_source/devices). "
-            "Use a tracepoint (SEC(\"tracepoint/syscalls/sys_enter_openat\")), a raw "
-            "tracepoint (SEC(\"tp_btf/sched_switch\")) or fentry/fexit "
-            "(SEC(\"fentry/do_sys_openat2\")) instead, or load it with --no-attach"
+            'Use a tracepoint (SEC("tracepoint/syscalls/sys_enter_openat")), a raw '
+            'tracepoint (SEC("tp_btf/sched_switch")) or fentry/fexit '
+            '(SEC("fentry/do_sys_openat2")) instead, or load it with --no-attach'
         )
 
 
@@ -180,7 +186,9 @@ def doctor() -> list[Check]:
     checks.append(
         Check("kernel BTF", True, f"{btf} ({btf.stat().st_size // 1024} KiB)")
         if btf.exists()
-        else Check("kernel BTF", False, "missing", "use a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+        else Check(
+            "kernel BTF", False, "missing", "use a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        )
     )
 
     def clang_check() -> str:
@@ -198,27 +206,40 @@ def doctor() -> list[Check]:
     checks.append(
         Check("privileges", True, "root" if os.geteuid() == 0 else "CAP_BPF + CAP_PERFMON")
         if has_bpf_privileges()
-        else Check("privileges", False, f"uid {os.geteuid()} without CAP_BPF/CAP_PERFMON",
-                   _privilege_fix())
+        else Check(
+            "privileges", False, f"uid {os.geteuid()} without CAP_BPF/CAP_PERFMON", _privilege_fix()
+        )
     )
     tracefs = tracefs_path()
     checks.append(
         Check("tracefs", True, str(tracefs))
         if tracefs
-        else Check("tracefs", False, "not mounted",
-                   f"bpfnb mounts it when run as root; or `sudo mount -t tracefs tracefs {TRACEFS}`")
+        else Check(
+            "tracefs",
+            False,
+            "not mounted",
+            f"bpfnb mounts it when run as root; or `sudo mount -t tracefs tracefs {TRACEFS}`",
+        )
     )
     checks.append(
         Check("bpffs", True, str(BPFFS))
         if bpffs_mounted()
-        else Check("bpffs", False, "not mounted (only needed for pinning)",
-                   f"`sudo mount -t bpf bpf {BPFFS}`")
+        else Check(
+            "bpffs",
+            False,
+            "not mounted (only needed for pinning)",
+            f"`sudo mount -t bpf bpf {BPFFS}`",
+        )
     )
     checks.append(
         Check("kprobes", True, "available")
         if kprobes_available()
-        else Check("kprobes", False, "CONFIG_KPROBES is off (optional)",
-                   "use tracepoints, tp_btf or fentry/fexit programs")
+        else Check(
+            "kprobes",
+            False,
+            "CONFIG_KPROBES is off (optional)",
+            "use tracepoints, tp_btf or fentry/fexit programs",
+        )
     )
     return checks
 

@@ -24,7 +24,9 @@ _END = "-- END PROG LOAD LOG --"
 _ANNOTATION_RE = re.compile(r"^; (?P<text>.*) @ (?P<file>[^:@]+):(?P<line>\d+)$")
 _INSN_RE = re.compile(r"^\d+: (\(|R\d|frame)")
 _STATE_RE = re.compile(r"^(\d+: )?(R\d+_?\w*=|frame\d+:|from \d+ to \d+:)")
-_FAILED_RE = re.compile(r"libbpf: prog '(?P<prog>[^']+)': (?:BPF program )?load failed: (?P<err>.*)")
+_FAILED_RE = re.compile(
+    r"libbpf: prog '(?P<prog>[^']+)': (?:BPF program )?load failed: (?P<err>.*)"
+)
 _NOISE_RE = re.compile(
     r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|"
     r"arg#\d+ reference type|func#\d+ |Func#|Validating |Live regs|mark_precise|"
@@ -38,27 +40,35 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
         "bpf_map_lookup_elem() / bpf_ringbuf_reserve() (if (!p) return 0;) before using it",
     ),
     (
-        re.compile(r"back-edge from insn|infinite loop detected|loop is not bounded|"
-                   r"unbounded loop|BPF program is too large"),
+        re.compile(
+            r"back-edge from insn|infinite loop detected|loop is not bounded|"
+            r"unbounded loop|BPF program is too large"
+        ),
         "the verifier cannot prove the loop ends: give it a constant bound "
         "(for (int i = 0; i < 64; i++)) or use bpf_loop()",
     ),
     (
-        re.compile(r"invalid (?:indirect )?(?:read|write|access) (?:from|to|of) stack|"
-                   r"invalid stack off|invalid size of register spill"),
+        re.compile(
+            r"invalid (?:indirect )?(?:read|write|access) (?:from|to|of) stack|"
+            r"invalid stack off|invalid size of register spill"
+        ),
         "a stack access is out of bounds or reads uninitialised bytes: check array "
         "indexes and initialise local variables (e.g. struct x v = {};)",
     ),
     (
-        re.compile(r"invalid access to map value|min value is negative|"
-                   r"value is outside of the allowed memory range|invalid access to memory"),
+        re.compile(
+            r"invalid access to map value|min value is negative|"
+            r"value is outside of the allowed memory range|invalid access to memory"
+        ),
         "a map value or memory access may be out of bounds: check the index against the "
         "size (if (i >= N) return 0;) so the verifier can see the bound",
     ),
     (
-        re.compile(r"unknown func|program of this type cannot use helper|"
-                   r"helper call might sleep|not allowed for prog type|"
-                   r"calling kernel function .* is not allowed"),
+        re.compile(
+            r"unknown func|program of this type cannot use helper|"
+            r"helper call might sleep|not allowed for prog type|"
+            r"calling kernel function .* is not allowed"
+        ),
         "this helper is not allowed for this program type: use another attach point "
         "(fentry, tp_btf, ...) or another helper",
     ),
@@ -74,9 +84,11 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
         '(char LICENSE[] SEC("license") = "GPL";) or drop your license line',
     ),
     (
-        re.compile(r"too many instructions|program is too large|"
-                   r"The sequence of \d+ jumps is too complex|"
-                   r"processed \d+ insns \(limit \d+\)"),
+        re.compile(
+            r"too many instructions|program is too large|"
+            r"The sequence of \d+ jumps is too complex|"
+            r"processed \d+ insns \(limit \d+\)"
+        ),
         "the program is too large or too complex for the verifier: shorten loops, "
         "split work into tail calls or use bpf_loop()",
     ),

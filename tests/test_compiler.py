@@ -86,7 +86,7 @@ def test_corrupt_vmlinux_header_is_regenerated(cache: Path) -> None:
 def test_defines_and_include_dirs_pass_through(cache: Path, tmp_path: Path) -> None:
     (tmp_path / "extra.h").write_text("#define FROM_HEADER 7\n")
     source = (
-        "#include \"extra.h\"\n"
+        '#include "extra.h"\n'
         "const volatile int from_define = VALUE;\n"
         "const volatile int from_header = FROM_HEADER;\n"
         'SEC("tracepoint/syscalls/sys_enter_getpid") int p(void *c) '

@@ -1,0 +1,164 @@
+"""Kernel tests of the Python API: load, count exactly, replace, stop, errors, no leaks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import bpf_object_counts, wait_for_counts
+from programs import GETPID_COUNTER, MISSING_NULL_CHECK, MISSING_NULL_CHECK_LINE
+from workload import Workload
+
+import bpfnb
+from bpfnb import system
+from bpfnb.errors import AttachError, KernelFeatureError, VerifierError
+
+
+@pytest.fixture(autouse=True)
+def _cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "BPFNB_CACHE_DIR", os.environ.get("BPFNB_TEST_CACHE", "/tmp/bpfnb-test-cache")
+    )
+
+
+@pytest.fixture
+def workload() -> Iterator[Workload]:
+    with Workload() as w:
+        yield w
+
+
+def test_counts_exactly_n_getpid_calls(clean_kernel: object, workload: Workload) -> None:
+    with bpfnb.load(GETPID_COUNTER, name="syscalls") as prog:
+        assert prog.attach_points == ["tracepoint/syscalls/sys_enter_getpid"]
+        workload.run("getpid", 1000)
+        assert prog.counts[workload.pid] == 1000
+        frame = prog.counts.df()
+        assert list(frame.columns) == ["key", "value"]
+        assert int(frame.loc[frame["key"] == workload.pid, "value"].iloc[0]) == 1000
+        workload.run("getpid", 234)
+        assert prog.counts[workload.pid] == 1234
+        stats = prog.stats()
+        assert stats["run_cnt"] >= 1234
+        assert stats["programs"]["on_getpid"]["attached"]
+    assert prog.closed
+
+
+def test_program_api_and_no_attach(clean_kernel: object, workload: Workload) -> None:
+    prog = bpfnb.load(GETPID_COUNTER, name="quiet", attach=False)
+    try:
+        assert prog.attach_points == [] and not prog.attached
+        workload.run("getpid", 50)
+        assert len(prog.counts) == 0
+        assert prog.attach() == ["on_getpid"]
+        workload.run("getpid", 7)
+        assert prog.counts[workload.pid] == 7
+        prog.detach()
+        workload.run("getpid", 5)
+        assert prog.counts[workload.pid] == 7  # detached: maps still readable, no counting
+        assert prog.maps["counts"] is prog.counts
+        assert prog in bpfnb.programs()
+        with pytest.raises(AttributeError, match="maps: counts"):
+            _ = prog.nope
+    finally:
+        prog.close()
+    assert prog not in bpfnb.programs()
+
+
+def test_verifier_error_names_cell_line_and_leaves_nothing(
+    clean_kernel: tuple[int, int, int],
+) -> None:
+    with pytest.raises(VerifierError) as info:
+        bpfnb.load(MISSING_NULL_CHECK, name="nocheck")
+    err = info.value
+    assert err.line == MISSING_NULL_CHECK_LINE
+    assert err.reason == "R0 invalid mem access 'map_value_or_null'"
+    assert err.hint is not None and "NULL" in err.hint
+    assert f"cell line {MISSING_NULL_CHECK_LINE}" in str(err)
+    assert "*n += 1;" in str(err)
+    assert "BEGIN PROG LOAD LOG" in err.log
+    assert len(str(err).splitlines()) <= 5
+    assert wait_for_counts(clean_kernel) == clean_kernel
+
+
+@pytest.mark.skipif(system.kprobes_available(), reason="this kernel has kprobes")
+def test_kprobe_without_kprobes_is_a_clear_error(clean_kernel: tuple[int, int, int]) -> None:
+    source = 'SEC("kprobe/do_sys_openat2")\nint probe(void *ctx) { return 0; }\n'
+    with pytest.raises(KernelFeatureError, match="CONFIG_KPROBES") as info:
+        bpfnb.load(source, name="kp")
+    assert "fentry" in str(info.value) and "tracepoint" in str(info.value)
+    with bpfnb.load(source, name="kp", attach=False) as prog:
+        assert not prog.attached
+
+
+def test_missing_tracepoint_is_an_attach_error(clean_kernel: tuple[int, int, int]) -> None:
+    source = 'SEC("tracepoint/syscalls/sys_enter_no_such_call")\nint p(void *ctx) { return 0; }\n'
+    with pytest.raises(AttachError, match="sys_enter_no_such_call") as info:
+        bpfnb.load(source, name="notp")
+    assert "/sys/kernel/tracing/events" in str(info.value)
+
+
+def test_load_from_object_and_c_file(
+    clean_kernel: object, workload: Workload, tmp_path: Path
+) -> None:
+    path = tmp_path / "count.c"
+    path.write_text(GETPID_COUNTER)
+    with bpfnb.load(path, name="fromfile") as prog:
+        workload.run("getpid", 11)
+        assert prog.counts[workload.pid] == 11
+        obj = prog.compile_result.object_path  # type: ignore[union-attr]
+    with bpfnb.load(str(obj), name="fromobj") as prog:
+        workload.run("getpid", 3)
+        assert prog.counts[workload.pid] == 3
+
+
+def test_close_all_returns_kernel_to_start(kernel: None) -> None:
+    before = bpf_object_counts()
+    progs = [bpfnb.load(GETPID_COUNTER, name=f"p{i}") for i in range(3)]
+    assert bpf_object_counts()[0] >= before[0] + 3
+    bpfnb.close_all()
+    assert all(p.closed for p in progs)
+    assert wait_for_counts(before) == before
+
+
+FILTERED_COUNTER = """\
+const volatile u32 target_pid = 0;
+const volatile u64 step = 1;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 1);
+} total SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    u32 zero = 0;
+    u64 *n;
+    if (target_pid && (bpf_get_current_pid_tgid() >> 32) != target_pid)
+        return 0;
+    n = bpf_map_lookup_elem(&total, &zero);
+    if (n)
+        __sync_fetch_and_add(n, step);
+    return 0;
+}
+"""
+
+
+def test_set_const_volatile_globals(clean_kernel: object, workload: Workload) -> None:
+    with bpfnb.load(
+        FILTERED_COUNTER, name="filtered", globals={"target_pid": str(workload.pid), "step": 3}
+    ) as prog:
+        workload.run("getpid", 100)
+        os.getpid()  # another process's calls are filtered out
+        assert prog.total[0] == 300
+
+
+def test_set_unknown_global_is_clear(clean_kernel: tuple[int, int, int]) -> None:
+    with pytest.raises(bpfnb.BpfnbError, match="settable const volatile globals: step, target_pid"):
+        bpfnb.load(FILTERED_COUNTER, name="filtered", globals={"nope": 1})
+    with pytest.raises(bpfnb.MapTypeError):
+        bpfnb.load(FILTERED_COUNTER, name="filtered", globals={"target_pid": -1})
