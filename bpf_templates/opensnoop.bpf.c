@@ -10,7 +10,8 @@ struct open_args {
 struct open_event {
 	u32 pid;
 	u32 uid;
-	bpfnb_errno_t ret;         /* fd, or a negative errno */
+	s32 fd;                    /* the new fd, or -1 */
+	bpfnb_errno_t err;         /* 0, or the errno of a failed open (ENOENT...) */
 	u32 flags;
 	char comm[16];
 	char filename[256];
@@ -64,7 +65,8 @@ int opensnoop_exit(struct trace_event_raw_sys_exit *ctx)
 	if (e) {
 		e->pid = id >> 32;
 		e->uid = (u32)bpf_get_current_uid_gid();
-		e->ret = (s32)ctx->ret;
+		e->fd = ctx->ret < 0 ? -1 : (s32)ctx->ret;
+		e->err = ctx->ret < 0 ? (s32)-ctx->ret : 0;
 		e->flags = (u32)args->flags;
 		bpf_get_current_comm(&e->comm, sizeof(e->comm));
 		__builtin_memcpy(e->filename, args->filename, sizeof(e->filename));

@@ -802,68 +802,107 @@ def _encode_array(r: btf.Array, value: Any, buf: bytearray, offset: int, path: s
         _encode(r.element, v, buf, offset + i * esize, f"{path}[{i}]")
 
 
-def _named_members(r: btf.Composite) -> list[tuple[str, btf.Member, int]]:
-    """(name, member, base offset) of every field, anonymous members flattened."""
-    out: list[tuple[str, btf.Member, int]] = []
+def _field_names(r: btf.Composite) -> list[str]:
+    """Names a dict may use for *r*: named members and those of anonymous members."""
+    out: list[str] = []
     for m in r.members:
-        if not m.name:
-            inner = btf.resolve(m.type)
-            if isinstance(inner, btf.Composite):
-                for name, mm, base in _named_members(inner):
-                    out.append((name, mm, base + m.bit_offset))
-            continue
-        out.append((m.name, m, 0))
+        inner = btf.resolve(m.type)
+        if not m.name and isinstance(inner, btf.Composite):
+            out.extend(_field_names(inner))
+        elif m.name:
+            out.append(m.name)
     return out
 
 
 def _encode_composite(
     r: btf.Composite, value: Any, buf: bytearray, offset: int, path: str, c: str
 ) -> None:
-    fields = _named_members(r)
-    names = [f[0] for f in fields]
+    names = _field_names(r)
+    items: list[tuple[btf.Member, Any]] = []
     if isinstance(value, Mapping):
         unknown = [k for k in value if k not in names]
         if unknown:
             raise _EncodeError(
                 f"{c} has no field {unknown[0]!r} (fields: {', '.join(names)})", path
             )
+        missing: list[str] = []
+        for m in r.members:
+            inner = btf.resolve(m.type)
+            if m.name:
+                if m.name in value:
+                    items.append((m, value[m.name]))
+                else:
+                    missing.append(m.name)
+            elif isinstance(inner, btf.Composite):
+                sub_names = _field_names(inner)
+                sub = {k: v for k, v in value.items() if k in sub_names}
+                if sub:
+                    items.append((m, sub))
+                elif isinstance(inner, btf.Union):
+                    missing.append(f"one of {'/'.join(sub_names)}")
+                else:
+                    missing.extend(sub_names)
         if isinstance(r, btf.Union):
-            if len(value) != 1:
-                raise _EncodeError(f"give exactly one member of {c}, got {len(value)}", path)
-        else:
-            missing = [n for n in names if n not in value]
-            if missing:
-                raise _EncodeError(f"missing field(s) {', '.join(missing)}", path)
-        items = [(f, value[f[0]]) for f in fields if f[0] in value]
+            if not items:
+                raise _EncodeError(f"give one member of {c}", path)
+            if len(items) > 1:
+                _check_union_agrees(r, items, offset, path, c)
+        elif missing:
+            raise _EncodeError(f"missing field(s) {', '.join(missing)}", path)
     elif isinstance(value, (tuple, list)) and isinstance(r, btf.Struct):
-        if len(value) != len(fields):
+        if len(value) != len(r.members):
+            shown = ", ".join(m.name or "{...}" for m in r.members)
             raise _EncodeError(
-                f"expected {len(fields)} values ({', '.join(names)}), got {len(value)}", path
+                f"expected {len(r.members)} values ({shown}), got {len(value)}", path
             )
-        items = list(zip(fields, value, strict=True))
+        items = list(zip(r.members, value, strict=True))
     else:
         kind = "a dict of fields" + (" or a tuple" if isinstance(r, btf.Struct) else "")
         raise _EncodeError(f"expected {kind}, got {value!r}", path)
-    for (name, m, base), v in items:
-        sub = f"{path}.{name}" if path else name
-        bit = m.bit_offset + base
+    for m, v in items:
+        if not m.name:
+            inner = btf.resolve(m.type)
+            assert isinstance(inner, btf.Composite)
+            _encode_composite(
+                inner, v, buf, offset + m.bit_offset // 8, path, btf.c_name(btf.strip_cv(m.type))
+            )
+            continue
+        sub_path = f"{path}.{m.name}" if path else m.name
         if m.bitfield_size:
-            mr = btf.resolve(m.type)
-            mc = btf.c_name(btf.strip_cv(m.type))
-            if isinstance(mr, btf.Enum):
-                iv = _enum_value(mr, v, sub, mc)
-                bits_signed = mr.signed or iv < 0
-            elif isinstance(mr, btf.Int) and mr.bool:
-                if not isinstance(v, (bool, np.bool_, int)):
-                    raise _EncodeError(f"expected a bool, got {v!r}", sub)
-                iv, bits_signed = int(bool(v)), False
-            else:
-                bits_signed = bool(getattr(mr, "signed", False))
-                iv = v
-            iv = _check_int(iv, m.bitfield_size, bits_signed, sub, f"{mc} : {m.bitfield_size}")
-            _put_bits(buf, offset * 8 + bit, m.bitfield_size, iv)
+            _encode_bitfield(m, v, buf, offset * 8 + m.bit_offset, sub_path)
         else:
-            _encode(m.type, v, buf, offset + bit // 8, sub)
+            _encode(m.type, v, buf, offset + m.bit_offset // 8, sub_path)
+
+
+def _check_union_agrees(
+    r: btf.Composite, items: list[tuple[btf.Member, Any]], offset: int, path: str, c: str
+) -> None:
+    """Several members of a union were given (e.g. a decoded value): they must agree."""
+    images = []
+    for m, v in items:
+        scratch = bytearray(r.size)
+        _encode_composite(r, {m.name: v} if m.name else v, scratch, 0, path, c)
+        images.append(bytes(scratch))
+    if len(set(images)) > 1:
+        shown = ", ".join(m.name or "{...}" for m, _ in items)
+        raise _EncodeError(f"members {shown} of {c} give different bytes: give only one", path)
+
+
+def _encode_bitfield(m: btf.Member, v: Any, buf: bytearray, bit: int, path: str) -> None:
+    mr = btf.resolve(m.type)
+    mc = btf.c_name(btf.strip_cv(m.type))
+    if isinstance(mr, btf.Enum):
+        iv = _enum_value(mr, v, path, mc)
+        signed = mr.signed or iv < 0
+    elif isinstance(mr, btf.Int) and mr.bool:
+        if not isinstance(v, (bool, np.bool_, int)):
+            raise _EncodeError(f"expected a bool, got {v!r}", path)
+        iv, signed = int(bool(v)), False
+    else:
+        signed = bool(getattr(mr, "signed", False))
+        iv = v
+    iv = _check_int(iv, m.bitfield_size, signed, path, f"{mc} : {m.bitfield_size}")
+    _put_bits(buf, bit, m.bitfield_size, iv)
 
 
 def _put_bits(buf: bytearray, bit_offset: int, bits: int, value: int) -> None:

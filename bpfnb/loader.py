@@ -10,7 +10,6 @@ and kprobe sections fail early with a clear message on kernels without kprobes.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import tempfile
 import threading
@@ -201,7 +200,6 @@ class LoadedObject:
         self.handle = None
         self.map_fds = {}
         self._closed = True
-        gc.collect()
 
 
 def _attach_message(prog: LoadedProgram, error: str, libbpf: str) -> str:
@@ -270,7 +268,6 @@ def load_object(
     log = err[0]
     if failure is not None:
         handle = None
-        gc.collect()
         raise _load_error(failure, log, cell_file or path.name, source) from None
     try:
         new_fds = sorted(_bpf_fds("prog") - before)
@@ -278,7 +275,6 @@ def load_object(
         map_fds = {name: handle.get_map(name).get_fd() for name in handle.get_map_names()}
     except BaseException:
         handle = None
-        gc.collect()
         raise
     return LoadedObject(path, spec, handle, programs, map_fds, log)
 

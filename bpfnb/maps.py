@@ -248,6 +248,11 @@ class Map:
         return self._frame(keys, values, per_cpu)
 
     def _frame(self, keys: np.ndarray, values: np.ndarray, per_cpu: bool) -> pd.DataFrame:
+        if keys.shape[0] == 0:
+            # An empty map: decode one zero record for the columns and dtypes, keep none.
+            k = np.zeros(1, dtype=keys.dtype)
+            v = np.zeros((1, *values.shape[1:]), dtype=values.dtype)
+            return self._frame(k, v, per_cpu).iloc[:0].reset_index(drop=True)
         return frames.to_frame(
             self.key_codec, keys, self.value_codec, values, per_cpu=per_cpu and self.per_cpu
         )
@@ -329,6 +334,20 @@ class Map:
         """The number of keys in the map now."""
         return len(self.read_raw())
 
+    def items(self) -> ItemsView[Any, Any]:
+        """A view of ``(key, value)`` pairs, read in one batch pass per iteration."""
+        return _SnapshotItems(self)
+
+    def values(self) -> ValuesView[Any]:
+        """A view of the values, read in one batch pass per iteration."""
+        return _SnapshotValues(self)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise BpfnbError(f"map {self.name!r} ({self.type_name}) is read-only in bpfnb")
+
+    def __delitem__(self, key: Any) -> None:
+        raise BpfnbError(f"map {self.name!r} ({self.type_name}) is read-only in bpfnb")
+
 
 class _WritableMap(Map, MutableMapping[Any, Any]):
     """A map whose keys and values can be set and deleted from Python."""
@@ -365,14 +384,6 @@ class _WritableMap(Map, MutableMapping[Any, Any]):
             except syscall.BpfKeyError:
                 raise KeyError(key) from None
 
-    def items(self) -> ItemsView[Any, Any]:
-        """A view of ``(key, value)`` pairs, read in one batch pass per iteration."""
-        return _SnapshotItems(self)
-
-    def values(self) -> ValuesView[Any]:
-        """A view of the values, read in one batch pass per iteration."""
-        return _SnapshotValues(self)
-
     def clear(self) -> None:
         """Delete every key (one batch delete; key by key where batch is unsupported)."""
         with self._lock:
@@ -401,11 +412,6 @@ class _WritableMap(Map, MutableMapping[Any, Any]):
             )
         with self._lock:
             return syscall.map_update_batch(self.fd, k, v, what=f"map {self.name!r}")
-
-
-# MutableMapping's mixins must not shadow the Map implementations.
-_WritableMap.get = Map.get  # type: ignore[method-assign]
-_WritableMap.__contains__ = Map.__contains__  # type: ignore[method-assign]
 
 
 class _SnapshotItems(ItemsView[Any, Any]):

@@ -277,15 +277,18 @@ def gather(
     row = 0
     for r in runs:
         width = min(r.length, itemsize)
-        src = np.ndarray(
-            shape=(r.count, width),
-            dtype=np.uint8,
-            buffer=buf.data,
-            offset=r.offset,
-            strides=(r.stride, 1),
-        )
+        # Whole records as opaque void items: numpy copies each with one memcpy.
         dst = out[row : row + r.count]
-        dst[:, :width] = src
+        if width:
+            src = np.ndarray(
+                shape=(r.count,),
+                dtype=np.dtype((np.void, width)),
+                buffer=buf.data,
+                offset=r.offset,
+                strides=(r.stride,),
+            )
+            head = np.dtype({"names": ["b"], "formats": [f"V{width}"], "itemsize": itemsize})
+            dst.reshape(-1).view(head)["b"] = src
         if width < itemsize:
             dst[:, width:] = 0
         sizes[row : row + r.count] = r.length

@@ -64,7 +64,7 @@ def test_elf_errors(data: bytes, message: str) -> None:
 
 def test_elf_truncated() -> None:
     data = TYPES_O.read_bytes()
-    with pytest.raises(ElfError, match="truncated|past the end"):
+    with pytest.raises(ElfError, match=r"truncated|past the end"):
         ElfFile(data[: len(data) - 100])
 
 
@@ -270,8 +270,9 @@ class _Builder:
         self.types += struct.pack("<III", self.s(name) if name else 0, info, size_or_type) + extra
 
     def blob(self, magic: int = 0xEB9F) -> bytes:
-        hdr = struct.pack("<HBBIIIII", magic, 1, 0, 24, 0, len(self.types), len(self.types),
-                          len(self.strings))
+        hdr = struct.pack(
+            "<HBBIIIII", magic, 1, 0, 24, 0, len(self.types), len(self.types), len(self.strings)
+        )
         return hdr + self.types + self.strings
 
 

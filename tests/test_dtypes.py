@@ -33,7 +33,7 @@ def everything(spec: ObjectSpec) -> Codec:
 
 
 # column, numpy dtype field format, field offset (bitfields read a byte span "col:bits")
-EVERYTHING_FIELDS = [
+EVERYTHING_FIELDS: list[tuple[str, Any, int]] = [
     ("c8", "u1", 0),
     ("s", "<i2", 2),
     ("i", "<i4", 4),
@@ -197,15 +197,22 @@ def test_everything_columns(everything: Codec) -> None:
     assert isinstance(cols["color"], pd.Categorical)
     assert list(cols["color"].categories) == ["RED", "GREEN", "BLUE"]
     assert list(cols["color"]) == ["GREEN", "RED", "GREEN"]
+    assert list(cols["sign"]) == ["POS", "ZERO", "POS"]
     assert cols["ok"].dtype == np.bool_ and list(cols["ok"]) == [True, False, True]
     assert cols["s"].dtype == np.int16 and cols["big"].dtype == np.uint64
     assert cols["fl"].dtype == np.float32 and cols["dbl"].dtype == np.float64
     assert cols["bf.neg"].dtype == np.int64 and cols["bf.lo"].dtype == np.uint64
     assert list(cols["name"]) == ["héllo", "", "héllo"]
-    # zero "sign" is ZERO, but zero "bigenum" has no enumerator: kept as a number.
-    assert list(cols["sign"]) == ["POS", "ZERO", "POS"]
-    assert list(cols["bigenum"]) == ["SMALL", 0, "SMALL"]
-    assert cols["bigenum"].dtype == object
+
+
+def test_unknown_enum_values_stay_numbers(everything: Codec) -> None:
+    value = dict(VALUE, color=9, tiny=200)
+    raw = everything.to_bytes(value)
+    cols = everything.columns(everything.from_buffer(everything.to_bytes(VALUE) + raw))
+    assert cols["color"].dtype == object and list(cols["color"]) == ["GREEN", 9]
+    assert list(cols["tiny"]) == ["T2", 200]
+    back = everything.to_python(raw)
+    assert back["color"] == 9 and back["tiny"] == 200
 
 
 def test_char_arrays_stop_at_first_nul() -> None:
@@ -284,7 +291,11 @@ def test_wide_ints_and_raw() -> None:
     assert c.to_python(raw) == -(2**100)
     assert c.columns(c.from_buffer(raw))[""].tolist() == [-(2**100)]
     r = raw_codec(3)
-    assert r.c_name == "u8[3]" and r.to_bytes(b"abc") == b"abc" and r.to_bytes(0x10203) == b"\x03\x02\x01"
+    assert (
+        r.c_name == "u8[3]"
+        and r.to_bytes(b"abc") == b"abc"
+        and r.to_bytes(0x10203) == b"\x03\x02\x01"
+    )
     assert r.to_python(b"xyz") == b"xyz"
     assert r.columns(r.from_buffer(b"xyzabc"))[""].tolist() == [b"xyz", b"abc"]
 
@@ -299,7 +310,10 @@ ERRORS = [
     ({"pid": 2**32, "comm": ""}, "out of range for u32"),
     ({"pid": "1", "comm": ""}, "field 'pid': expected an int for u32, got '1'"),
     ({"pid": True, "comm": ""}, "expected an int for u32, got True"),
-    ({"pid": 1, "comm": "x" * 17}, "field 'comm': b'xxxxxxxxxxxxxxxxx' is 17 bytes, longer than char[16]"),
+    (
+        {"pid": 1, "comm": "x" * 17},
+        "field 'comm': b'xxxxxxxxxxxxxxxxx' is 17 bytes, longer than char[16]",
+    ),
     ({"pid": 1, "comm": 5}, "field 'comm': expected a str of at most 16 bytes"),
     (b"\0" * 3, "got 3 raw bytes, expected 20"),
 ]
@@ -325,7 +339,8 @@ VALUE_ERRORS = [
     ("bf", {"lo": 0, "mid": 0, "neg": -9, "flag": 0, "wide": 0}, "-9 is out of range for int : 4"),
     ("ok", 2, "field 'ok': expected a bool for bool, got 2"),
     ("fl", "x", "expected a number for float"),
-    ("n", {"u": 1, "f": 2.0}, "give exactly one member of union num, got 2"),
+    ("n", {"u": 1, "f": 2.0}, "members u, f of union num give different bytes: give only one"),
+    ("n", {}, "field 'n': give one member of union num"),
     ("c8", 256, "256 is out of range for u8 (0..255)"),
     ("s", -40000, "out of range for s16 (-32768..32767)"),
 ]
@@ -335,7 +350,7 @@ VALUE_ERRORS = [
 def test_value_errors(everything: Codec, field: str, bad: Any, message: str) -> None:
     value = dict(VALUE)
     value[field] = bad
-    with pytest.raises(MapTypeError, match="^value must be struct everything ") as exc:
+    with pytest.raises(MapTypeError, match=r"^value must be struct everything ") as exc:
         everything.to_bytes(value)
     assert message in str(exc.value)
 
@@ -366,9 +381,11 @@ def test_decoder_typedefs(event: Codec) -> None:
             "plain": 39,
         }
     )
-    nr_getpid = decoders.parse_unistd(decoders.UNISTD_64.read_text())[39] if (
-        decoders.UNISTD_64.exists()
-    ) else "getpid"
+    nr_getpid = (
+        decoders.parse_unistd(decoders.UNISTD_64.read_text())[39]
+        if (decoders.UNISTD_64.exists())
+        else "getpid"
+    )
     assert nr_getpid == "getpid"
     assert raw[:4] == (39).to_bytes(4, "little")  # x86_64 getpid
     assert raw[4:8] == (-errno.ENOENT).to_bytes(4, "little", signed=True)
@@ -385,8 +402,8 @@ def test_decoder_typedefs(event: Codec) -> None:
     assert list(cols["daddr"]) == ["fe80::1", "::"]
     assert list(cols["stack"]) == [-14, 0]
     assert cols["plain"].tolist() == [39, 0] and cols["plain"].dtype == np.uint32
-    ts = pd.Series(cols["ts"])
-    assert abs(ts[0].value - wall) < 50_000_000 and pd.isna(ts[1])
+    ts = pd.to_datetime(pd.Series(cols["ts"]))
+    assert abs(pd.Timestamp(ts.iloc[0]).value - wall) < 50_000_000 and pd.isna(ts.iloc[1])
 
 
 def test_syscall_table() -> None:
@@ -432,5 +449,5 @@ def test_ksym_decoder() -> None:
     assert ks.address(name) == addr or ks.name(addr) == name
     got = ks.name(addr)
     assert isinstance(got, str) and got.split("+")[0]
-    assert ks.name(addr + 1).endswith("+0x1")
+    assert str(ks.name(addr + 1)).endswith("+0x1")
     assert ks.name(0) == 0

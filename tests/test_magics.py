@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,9 +52,15 @@ def run(shell: InteractiveShell, text: str) -> object:
     return result.result
 
 
-def programs_named(name: str) -> int:
-    out = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True)
-    return sum(1 for p in json.loads(out.stdout) if p.get("name") == name)
+def programs_named(name: str, expected: int, timeout: float = 5.0) -> int:
+    """Count kernel programs called ``name``, polling until ``expected`` (frees are deferred)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True)
+        count = sum(1 for p in json.loads(out.stdout) if p.get("name") == name)
+        if count == expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
 
 
 def test_cell_binds_program_and_counts_exactly(
@@ -81,7 +88,7 @@ def test_fifty_reruns_leave_one_program_and_stop_all_cleans(
     before = bpf_object_counts()
     for _ in range(50):
         run(shell, f"%%bpf rerun --no-display\n{GETPID_COUNTER}")
-    assert programs_named("on_getpid") == 1
+    assert programs_named("on_getpid", 1) == 1
     workload.run("getpid", 42)
     assert shell.user_ns["rerun"].counts[workload.pid] == 42
     run(shell, "%bpf stop --all")

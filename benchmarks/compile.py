@@ -1,0 +1,132 @@
+"""Compile-time benchmark of a small ``%%bpf`` cell.
+
+Prints, in one run, the median of:
+
+- cold compile: empty cache (vmlinux.h generated, prelude precompiled, cell compiled);
+- warm compile: prelude PCH cached, a cell never seen before (the object cache misses);
+- warm compile + load + attach through ``bpfnb.load`` (closing is timed apart);
+- cached: the same cell again (object cache hit) + load + attach;
+- baseline: a plain ``clang -target bpf -g -O2`` of the same cell including the full
+  vmlinux.h and libbpf headers, as a user without bpfnb would run it.
+
+Goals: warm compile + load at most 100 ms median and warm compile at least 4x faster
+than the plain compile. Exits 1 when a goal is missed. Needs root (it loads programs).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+CELL = """\
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 10240);
+} counts SEC(".maps");
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int on_enter(struct trace_event_raw_sys_enter *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    u64 one = 1, *n = bpf_map_lookup_elem(&counts, &pid);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
+    return 0;
+}
+"""
+
+
+def median_ms(fn: Callable[[int], object], runs: int) -> float:
+    """Run ``fn(i)`` ``runs`` times and return the median wall time in ms."""
+    times = []
+    for i in range(runs):
+        start = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    """Run the benchmark and print the figures; return 1 when a goal is missed."""
+    with tempfile.TemporaryDirectory(prefix="bpfnb-bench-") as tmp:
+        os.environ["BPFNB_CACHE_DIR"] = str(Path(tmp) / "cache")
+        import bpfnb
+        import bpfnb.program  # noqa: F401  (kernel layer, for load)
+        from bpfnb import compiler
+
+        stamp = str(time.time_ns())
+
+        def cold(i: int) -> None:
+            os.environ["BPFNB_CACHE_DIR"] = str(Path(tmp) / f"cold{i}")
+            compiler.kernel_identity.cache_clear()
+            compiler.compile_cell(CELL, "bench")
+
+        cold_ms = median_ms(cold, 3)
+        os.environ["BPFNB_CACHE_DIR"] = str(Path(tmp) / "cache")
+        compiler.compile_cell(CELL, "bench")  # build the prelude once
+
+        warm_ms = median_ms(
+            lambda i: compiler.compile_cell(CELL + f"/* {stamp} warm {i} */\n", "bench"), 21
+        )
+
+        loaded: list[bpfnb.Program] = []
+        warm_load_ms = median_ms(
+            lambda i: loaded.append(bpfnb.load(CELL + f"/* {stamp} load {i} */\n", name="bench")),
+            21,
+        )
+        cached_load_ms = median_ms(lambda i: loaded.append(bpfnb.load(CELL, name="bench")), 21)
+        close_ms = median_ms(lambda i: loaded[i].close(), len(loaded))
+
+        vmlinux = compiler.vmlinux_header()
+        plain = Path(tmp) / "plain.bpf.c"
+        plain.write_text(
+            f'#include "{vmlinux}"\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_tracing.h>\n'
+            "#include <bpf/bpf_core_read.h>\n" + CELL + 'char LICENSE[] SEC("license") = "GPL";\n'
+        )
+        argv = [
+            compiler.find_clang(),
+            "-target",
+            "bpf",
+            "-g",
+            "-O2",
+            f"-mcpu={compiler.cpu_version(compiler.find_clang())}",
+            f"-D__TARGET_ARCH_{compiler.target_arch()}",
+            "-c",
+            str(plain),
+            "-o",
+            str(Path(tmp) / "plain.o"),
+        ]
+        plain_ms = median_ms(lambda i: subprocess.run(argv, check=True), 11)
+
+    ratio = plain_ms / warm_ms
+    print("bpfnb compile benchmark (median, small cell with one hash map)")
+    print(f"  cold compile (empty cache: vmlinux.h + PCH + cell) {cold_ms:8.1f} ms")
+    print(f"  warm compile (PCH, new cell)                      {warm_ms:8.1f} ms")
+    print(f"  warm compile + load + attach                      {warm_load_ms:8.1f} ms")
+    print(f"  cached object + load + attach                     {cached_load_ms:8.1f} ms")
+    print(f"  detach + unload (close)                           {close_ms:8.1f} ms")
+    print(f"  plain clang with full vmlinux.h (baseline)        {plain_ms:8.1f} ms")
+    print(f"  ratio plain / warm compile                        {ratio:8.1f}x")
+    ok = True
+    if warm_load_ms > 100:
+        print(f"GOAL MISSED: warm compile + load {warm_load_ms:.1f} ms > 100 ms")
+        ok = False
+    if ratio < 4:
+        print(f"GOAL MISSED: warm compile only {ratio:.1f}x faster than plain clang (< 4x)")
+        ok = False
+    print("goals met" if ok else "goals missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Kernel tests of ring buffers and perf event arrays: exact event counts, exact losses."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bpfnb
+from bpfnb import eventtypes
+from bpfnb.errors import EventTypeError
+from bpfnb.events import PerfEventArray, RingBuffer
+from tests.workload import Workload
+
+EVENT = "struct event { u32 pid; u32 tid; u64 seq; char comm[16]; };\n"
+
+RING = (
+    EVENT
+    + r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, RING_SIZE);
+} events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 20);
+} other SEC(".maps");
+
+const volatile u32 target = 0;
+u64 seq;
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target)
+        return 0;
+    u64 marker = pid;
+    bpf_ringbuf_output(&other, &marker, sizeof(marker), 0);
+    struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e)
+        return 0;
+    e->pid = pid;
+    e->tid = (u32)bpf_get_current_pid_tgid();
+    e->seq = __sync_fetch_and_add(&seq, 1);
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    bpf_ringbuf_submit(e, 0);
+    return 0;
+}
+"""
+)
+
+PERF = (
+    EVENT
+    + r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+    __uint(key_size, sizeof(u32));
+    __uint(value_size, sizeof(u32));
+} events SEC(".maps");
+
+const volatile u32 target = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    struct event e = {};
+    u64 id = bpf_get_current_pid_tgid();
+    if (id >> 32 != target)
+        return 0;
+    e.pid = id >> 32;
+    e.tid = (u32)id;
+    bpf_get_current_comm(e.comm, sizeof(e.comm));
+    bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &e, sizeof(e));
+    return 0;
+}
+"""
+)
+
+
+def _comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _wait_for(ring: RingBuffer | PerfEventArray, n: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while ring.received < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_ring_buffer_exact_events(clean_kernel: tuple[int, int, int]) -> None:
+    n = 5000
+    with Workload() as w:
+        comm = _comm(w.pid)
+        defines = {"RING_SIZE": str(1 << 20)}
+        with bpfnb.load(RING, name="ringtest", defines=defines, globals={"target": w.pid}) as p:
+            events = p.maps["events"]
+            assert isinstance(events, RingBuffer) and events.running
+            assert events.event_type == "struct event"
+            assert "bpfnb_lost" not in p.maps
+            w.run("getpid", n)
+            _wait_for(events, n)
+            df = events.df()
+            assert list(df.columns) == ["pid", "tid", "seq", "comm", "received_at"]
+            mine = df[df["pid"] == w.pid]
+            assert len(mine) == n
+            assert set(mine["comm"]) == {comm}
+            assert sorted(mine["seq"].tolist()) == list(range(n))
+            assert events.lost == 0 and events.received == n and events.trimmed == 0
+            assert str(df["received_at"].dtype) == "datetime64[ns]"
+            other = p.maps["other"]
+            _wait_for(other, n)
+            assert other.event_type == "u64"
+            assert other.df()["value"].tolist() == [w.pid] * n
+
+
+def test_small_ring_paused_counts_every_lost_event(clean_kernel: tuple[int, int, int]) -> None:
+    n = 1000
+    with Workload() as w:
+        defines = {"RING_SIZE": "4096"}
+        with bpfnb.load(RING, name="ringlost", defines=defines, globals={"target": w.pid}) as p:
+            events = p.maps["events"]
+            assert isinstance(events, RingBuffer)
+            events.stop()
+            w.run("getpid", n)
+            got = events.drain()
+            lost = events.lost
+            assert 0 < got < n
+            assert got + lost == n
+            assert len(events.df()) == got
+            # Losses are attributed to the ring that lost them, not to its neighbour.
+            other = p.maps["other"]
+            _wait_for(other, n)
+            assert other.lost == 0 and other.received == n
+            # After draining, the ring has room again: the next events arrive.
+            events.start()
+            w.run("getpid", 10)
+            _wait_for(events, got + 10)
+            assert events.received == got + 10 and events.lost == lost
+
+
+def test_perf_event_array_exact_events(clean_kernel: tuple[int, int, int]) -> None:
+    n = 3000
+    with Workload() as w:
+        comm = _comm(w.pid)
+        with bpfnb.load(PERF, name="perftest", globals={"target": w.pid}) as p:
+            events = p.maps["events"]
+            assert isinstance(events, PerfEventArray)
+            w.run("getpid", n)
+            _wait_for(events, n)
+            df = events.df()
+            assert len(df) == n
+            assert set(df["pid"]) == {w.pid} and set(df["comm"]) == {comm}
+            assert events.lost == 0
+
+
+def test_max_rows_record_and_callbacks(clean_kernel: tuple[int, int, int], tmp_path: Path) -> None:
+    n = 2000
+    batches: list[pd.DataFrame] = []
+    with Workload() as w:
+        defines = {"RING_SIZE": str(1 << 20)}
+        with bpfnb.load(RING, name="ringrows", defines=defines, globals={"target": w.pid}) as p:
+            events = p.maps["events"]
+            assert isinstance(events, RingBuffer)
+            events.max_rows = 150
+            events.on_event(batches.append)
+            path = events.record(tmp_path / "events.csv")
+            assert path is not None
+            w.run("getpid", n)
+            _wait_for(events, n)
+            df = events.df()
+            assert len(df) == 150 and events.trimmed == n - 150
+            assert df["seq"].tolist() == list(range(n - 150, n))  # the newest rows
+            events.record(None)
+            recorded = pd.read_csv(path)
+            assert recorded["seq"].tolist() == list(range(n))
+            assert sum(len(b) for b in batches) == n
+            assert events.to_csv(tmp_path / "x.csv").read_text().count("\n") == 151
+            assert not events.errors
+
+
+AMBIGUOUS = r"""
+struct a_ev { u32 x; };
+struct b_ev { u64 y; };
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 4096);
+} events SEC(".maps");
+DECLARE
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    struct a_ev a = {1};
+    struct b_ev b = {2};
+    bpf_ringbuf_output(&events, &a, sizeof(a), 0);
+    bpf_ringbuf_output(&events, &b, sizeof(b), 0);
+    return 0;
+}
+"""
+
+
+def test_ambiguous_event_type_lists_candidates(clean_kernel: tuple[int, int, int]) -> None:
+    with bpfnb.load(AMBIGUOUS.replace("DECLARE", ""), name="ambig", attach=False) as p:
+        events = p.maps["events"]
+        with pytest.raises(EventTypeError, match=r"struct a_ev, struct b_ev"):
+            events.df()
+        events.event_type = "struct b_ev"  # override from Python
+        assert list(events.df().columns) == ["y", "received_at"]
+    declared = AMBIGUOUS.replace("DECLARE", "BPFNB_EVENT_TYPE(events, struct a_ev);")
+    with bpfnb.load(declared, name="declared", attach=False) as p:
+        assert p.maps["events"].event_type == "struct a_ev"  # type: ignore[attr-defined]
+    assert eventtypes.candidates(declared, "events") == ["struct a_ev"]

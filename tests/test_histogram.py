@@ -1,0 +1,171 @@
+"""Histogram buckets: the pure math and labels, and hist.h in the kernel with exact counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bpfnb import btf, histogram
+from bpfnb.histogram import Histogram
+from workload import Workload
+
+# -- pure -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("slot", "label"),
+    [
+        (0, "[0]"),
+        (1, "[1]"),
+        (2, "[2, 4)"),
+        (3, "[4, 8)"),
+        (10, "[512, 1K)"),
+        (11, "[1K, 2K)"),
+        (21, "[1M, 2M)"),
+        (31, "[1G, 2G)"),
+        (63, "[4E, 8E)"),
+        (64, "[8E, 16E)"),
+    ],
+)
+def test_log2_labels(slot: int, label: str) -> None:
+    assert histogram.log2_label(slot) == label
+
+
+def test_log2_slots_match_bounds() -> None:
+    for value in [0, 1, 2, 3, 4, 7, 8, 1023, 1024, 1025, 2**40 + 5, 2**63, 2**64 - 1]:
+        slot = histogram.log2_slot(value)
+        low, high = histogram.log2_bounds(slot)
+        assert low <= value and (high is None or value < high), (value, slot)
+    assert histogram.log2_bounds(64) == (2**63, None)
+    with pytest.raises(ValueError):
+        histogram.log2_bounds(65)
+
+
+def test_linear_slots_and_labels() -> None:
+    h = Histogram("linear", 0, 100, 30)  # buckets [0,30) [30,60) [60,90) [90,100)
+    assert h.slots == 6
+    assert [h.slot_of(v) for v in (0, 29, 30, 95, 99, 100, 10**9)] == [1, 1, 2, 4, 4, 5, 5]
+    assert [h.label(s) for s in range(6)] == [
+        "(..., 0)",
+        "[0, 30)",
+        "[30, 60)",
+        "[60, 90)",
+        "[90, 100)",
+        "[100, ...)",
+    ]
+    h2 = Histogram("linear", 1024, 4096, 1024)
+    assert h2.label(1) == "[1K, 2K)" and h2.slot_of(5) == 0 and h2.bounds(0) == (0, 1024)
+
+
+def test_format_number() -> None:
+    assert [histogram.format_number(n) for n in (0, 5, 1000, 1024, 1536, 3 * 2**20)] == [
+        "0",
+        "5",
+        "1000",
+        "1K",
+        "1536",
+        "3M",
+    ]
+
+
+def _typedef(name: str, target: btf.Type) -> btf.Typedef:
+    return btf.Typedef(0, name, target=target)
+
+
+class _Spec:
+    def __init__(self, map_type: int, key: btf.Type | None, name: str = "h") -> None:
+        self.type = map_type
+        self.key = key
+        self.name = name
+
+
+def test_recognition_from_btf_types() -> None:
+    u32 = btf.Int(1, "unsigned int", size=4)
+    log2 = _typedef("bpfnb_log2_bucket_t", _typedef("__u32", u32))
+    linear = _typedef("bpfnb_linear_bucket_t", _typedef("__u32", u32))
+    assert histogram.histogram_of(_Spec(2, log2)) == Histogram("log2")
+    assert histogram.histogram_of(_Spec(6, log2)) == Histogram("log2")
+    assert histogram.histogram_of(_Spec(1, log2)) is None  # a hash map is not a histogram
+    assert histogram.histogram_of(_Spec(2, u32)) is None
+    spec = _Spec(2, _typedef("bpfnb_lhist__0x10_1000_7", linear))
+    assert histogram.histogram_of(spec) == Histogram("linear", 16, 1000, 7)
+    with pytest.raises(histogram.HistogramSpecError):
+        histogram.histogram_of(_Spec(2, linear))
+
+
+def test_frame_trims_and_keeps_cpu_columns() -> None:
+    df = pd.DataFrame(
+        {"key": np.arange(65), "value[cpu0]": np.zeros(65, np.uint64), "value[cpu1]": 0}
+    )
+    df.loc[3, "value[cpu0]"] = 2
+    df.loc[5, "value[cpu1]"] = 7
+    frame = histogram.histogram_frame(Histogram("log2"), df)
+    assert frame.index.tolist() == [3, 4, 5]
+    assert frame["bucket"].tolist() == ["[4, 8)", "[8, 16)", "[16, 32)"]
+    assert frame["count"].tolist() == [2, 0, 7]
+    assert frame["value[cpu1]"].tolist() == [0, 0, 7]
+    assert frame["low"].tolist() == [4, 8, 16] and frame["high"].tolist() == [8, 16, 32]
+    empty = histogram.histogram_frame(Histogram("log2"), df.assign(**{"value[cpu0]": 0,
+                                                                      "value[cpu1]": 0}))
+    assert empty.empty and list(empty.columns[:4]) == list(histogram.COLUMNS)
+
+
+def test_render_text() -> None:
+    frame = histogram.frame_from_counts(Histogram("log2"), [1, 2], [1, 2])
+    assert histogram.render_text(frame, width=4).splitlines() == [
+        "[1]    1 |@@  |",
+        "[2, 4) 2 |@@@@|",
+    ]
+
+
+# -- kernel ---------------------------------------------------------------------------
+
+SOURCE = r"""
+BPFNB_HIST(lat);
+BPFNB_PERCPU_HIST(plat);
+BPFNB_LINEAR_HIST(lin, 0, 500, 100);
+u64 seen;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int record(void *ctx)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) != TARGET_PID)
+        return 0;
+    u64 v = __sync_fetch_and_add(&seen, 1) + 1;   /* 1, 2, ..., N */
+    bpfnb_hist_log2(&lat, v);
+    bpfnb_hist_log2(&plat, v << 20);
+    bpfnb_hist_linear(lin, v);
+    return 0;
+}
+"""
+
+
+def test_hist_h_counts_exactly(clean_kernel: tuple[int, int, int]) -> None:
+    import bpfnb
+
+    n = 1000
+    with Workload() as w:
+        with bpfnb.load(SOURCE, name="histtest", defines={"TARGET_PID": str(w.pid)}) as prog:
+            for name in ("lat", "plat", "lin"):
+                assert histogram.is_histogram(prog.maps[name].spec), name
+            w.run("getppid", n)
+            raw = prog.maps["lat"].df()
+            lat = histogram.histogram_frame(prog.maps["lat"].spec, raw)
+            plat = histogram.histogram_frame(prog.maps["plat"].spec, prog.maps["plat"].df())
+            lin = histogram.histogram_frame(prog.maps["lin"].spec, prog.maps["lin"].df())
+    values = np.arange(1, n + 1)
+    expected = np.bincount([histogram.log2_slot(int(v)) for v in values], minlength=65)
+    assert lat["count"].tolist() == expected[1:11].tolist()
+    assert lat["bucket"].iloc[-1] == "[512, 1K)" and int(lat["count"].iloc[-1]) == 489
+    assert plat["bucket"].tolist()[0] == "[1M, 2M)" and int(plat["count"].sum()) == n
+    assert plat["count"].tolist() == expected[1:11].tolist()
+    assert lin["bucket"].tolist() == [
+        "[0, 100)",
+        "[100, 200)",
+        "[200, 300)",
+        "[300, 400)",
+        "[400, 500)",
+        "[500, ...)",
+    ]
+    assert lin["count"].tolist() == [99, 100, 100, 100, 100, 501]
