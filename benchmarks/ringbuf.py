@@ -247,24 +247,32 @@ def run_bcc(exe: Path, seconds: float) -> tuple[int, int, int] | str:
     return int(out[1]), int(out[3]), calls
 
 
-def drain_rate(prog: bpfnb.Program, exe: Path) -> tuple[int, float]:
-    """Pre-fill the ring with the consumer stopped; time drain() + df()."""
+def drain_rate(prog: bpfnb.Program, exe: Path, repeat: int = 3) -> tuple[int, float, float]:
+    """Pre-fill the ring with the consumer stopped; time drain() and df() (best of runs).
+
+    Returns (events, seconds in drain(), seconds in df()) of the fastest run.
+    """
     ring = prog.maps["events"]
     assert isinstance(ring, RingBuffer)
     ring.stop()
+    best: tuple[int, float, float] = (0, float("inf"), 0.0)
+    for _ in range(repeat):
+        ring.clear()
+        producer = Producer(exe)
+        prog.maps["targets"][producer.pid] = 1  # type: ignore[index]
+        producer.run(0.25)
+        del prog.maps["targets"][producer.pid]  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        n = ring.drain()
+        t1 = time.perf_counter()
+        df = ring.df()
+        t2 = time.perf_counter()
+        assert len(df) == n
+        if n and (t2 - t0) / n < (best[1] + best[2]) / max(best[0], 1):
+            best = (n, t1 - t0, t2 - t1)
     ring.clear()
-    producer = Producer(exe)
-    prog.maps["targets"][producer.pid] = 1  # type: ignore[index]
-    producer.run(0.25)
-    del prog.maps["targets"][producer.pid]  # type: ignore[attr-defined]
-    t0 = time.perf_counter()
-    n = ring.drain()
-    df = ring.df()
-    elapsed = time.perf_counter() - t0
-    assert len(df) == n
     ring.start()
-    return n, elapsed
-
+    return best
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -294,10 +302,13 @@ def main() -> int:
                     f"BCC   : {bcc[0] / seconds / 1e6:7.3f} M events/s received, lost {bcc[1]} "
                     f"(producer calls {bcc[2]})"
                 )
-            n, elapsed = drain_rate(prog, exe)
-            rate = n / elapsed
-            print(f"drain : {n} pre-filled events into a DataFrame in {elapsed * 1e3:.1f} ms "
-                  f"= {rate / 1e6:.1f} M events/s")  # fmt: skip
+            n, t_drain, t_df = drain_rate(prog, exe)
+            rate = n / (t_drain + t_df)
+            print(
+                f"drain : {n} pre-filled events into a DataFrame in "
+                f"{(t_drain + t_df) * 1e3:.1f} ms (drain {t_drain * 1e3:.1f} ms, "
+                f"df {t_df * 1e3:.1f} ms) = {rate / 1e6:.1f} M events/s (best of 3)"
+            )
         finally:
             prog.close()
     ok = True

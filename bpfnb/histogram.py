@@ -319,6 +319,8 @@ def histogram_frame(spec_or_hist: Any, df: pd.DataFrame, *, trim: bool = True) -
     DataFrame
         Columns ``bucket``, ``low``, ``high``, ``count`` (plus per-CPU columns).
     """
+    if set(COLUMNS) <= set(df.columns):  # already a histogram frame
+        return df
     hist = spec_or_hist if isinstance(spec_or_hist, Histogram) else histogram_of(spec_or_hist)
     if hist is None:
         raise ValueError(f"map {getattr(spec_or_hist, 'name', '?')!r} is not a histogram")

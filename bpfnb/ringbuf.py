@@ -287,8 +287,11 @@ def gather(
                 offset=r.offset,
                 strides=(r.stride,),
             )
-            head = np.dtype({"names": ["b"], "formats": [f"V{width}"], "itemsize": itemsize})
-            dst.reshape(-1).view(head)["b"] = src
+            if width == itemsize:
+                dst.reshape(-1).view(np.dtype((np.void, itemsize)))[:] = src
+            else:
+                head = np.dtype({"names": ["b"], "formats": [f"V{width}"], "itemsize": itemsize})
+                dst.reshape(-1).view(head)["b"] = src
         if width < itemsize:
             dst[:, width:] = 0
         sizes[row : row + r.count] = r.length

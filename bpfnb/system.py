@@ -163,12 +163,15 @@ class Check:
         What was found (a version, a path).
     fix : str
         What to do when it failed; empty when it passed.
+    optional : bool
+        A failure only limits what can be done (bpffs, kprobes).
     """
 
     name: str
     ok: bool
     detail: str
     fix: str = ""
+    optional: bool = False
 
 
 def _check(name: str, fn: object) -> Check:
@@ -229,6 +232,7 @@ def doctor() -> list[Check]:
             False,
             "not mounted (only needed for pinning)",
             f"`sudo mount -t bpf bpf {BPFFS}`",
+            optional=True,
         )
     )
     checks.append(
@@ -237,8 +241,9 @@ def doctor() -> list[Check]:
         else Check(
             "kprobes",
             False,
-            "CONFIG_KPROBES is off (optional)",
+            "CONFIG_KPROBES is off",
             "use tracepoints, tp_btf or fentry/fexit programs",
+            optional=True,
         )
     )
     return checks
@@ -257,7 +262,7 @@ def format_checks(checks: list[Check]) -> str:
     width = max(len(c.name) for c in checks)
     lines = []
     for c in checks:
-        mark = "ok  " if c.ok else "FAIL"
+        mark = "ok  " if c.ok else ("warn" if c.optional else "FAIL")
         lines.append(f"[{mark}] {c.name:<{width}}  {c.detail}")
         if c.fix:
             lines.append(f"       {'':<{width}}  fix: {c.fix}")
