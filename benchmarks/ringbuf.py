@@ -157,10 +157,10 @@ def run_bpfnb(prog: bpfnb.Program, exe: Path, seconds: float) -> tuple[int, int,
     ring.clear()
     r0, l0 = ring.received, ring.lost
     producer = Producer(exe)
-    prog.maps["targets"][producer.pid] = 1  # type: ignore[index]
+    prog.maps["targets"][producer.pid] = 1
     calls = producer.run(seconds)
     settle(ring)
-    del prog.maps["targets"][producer.pid]  # type: ignore[attr-defined]
+    del prog.maps["targets"][producer.pid]
     return ring.received - r0, ring.lost - l0, calls
 
 
@@ -176,11 +176,11 @@ def run_c(prog: bpfnb.Program, exe: Path, seconds: float) -> tuple[int, int, int
     assert consumer.stdout is not None
     assert consumer.stdout.readline().strip() == "ready"
     producer = Producer(exe)
-    prog.maps["targets"][producer.pid] = 1  # type: ignore[index]
+    prog.maps["targets"][producer.pid] = 1
     calls = producer.run(seconds)
     received = int(consumer.stdout.readline().split()[1])
     consumer.wait()
-    del prog.maps["targets"][producer.pid]  # type: ignore[attr-defined]
+    del prog.maps["targets"][producer.pid]
     ring.start()
     return received, ring.lost - l0, calls
 
@@ -192,7 +192,9 @@ def bcc_kernel_source() -> Path | str:
     common = sorted(src.glob("linux-headers-*-common"))
     arch = sorted(p for p in src.glob("linux-headers-*-amd64") if p.is_dir())
     if not common or not arch:
-        return "no linux-headers-*-common/-amd64 under /usr/src (apt-get install linux-headers-amd64)"
+        return (
+            "no linux-headers-*-common/-amd64 under /usr/src (apt-get install linux-headers-amd64)"
+        )
     merged = Path(tempfile.gettempdir()) / f"bpfnb-bcc-headers-{arch[-1].name}"
     if not (merged / ".done").exists():
         shutil.rmtree(merged, ignore_errors=True)
@@ -206,9 +208,7 @@ def bcc_kernel_source() -> Path | str:
                 if (Path(directory) / n).is_symlink() and (merged / rel / n).exists()
             }
 
-        shutil.copytree(
-            arch[-1], merged, symlinks=True, dirs_exist_ok=True, ignore=keep_existing
-        )
+        shutil.copytree(arch[-1], merged, symlinks=True, dirs_exist_ok=True, ignore=keep_existing)
         (merged / ".done").write_text(release)
     return merged
 
@@ -259,9 +259,9 @@ def drain_rate(prog: bpfnb.Program, exe: Path, repeat: int = 3) -> tuple[int, fl
     for _ in range(repeat):
         ring.clear()
         producer = Producer(exe)
-        prog.maps["targets"][producer.pid] = 1  # type: ignore[index]
+        prog.maps["targets"][producer.pid] = 1
         producer.run(0.25)
-        del prog.maps["targets"][producer.pid]  # type: ignore[attr-defined]
+        del prog.maps["targets"][producer.pid]
         t0 = time.perf_counter()
         n = ring.drain()
         t1 = time.perf_counter()
@@ -273,6 +273,7 @@ def drain_rate(prog: bpfnb.Program, exe: Path, repeat: int = 3) -> tuple[int, fl
     ring.clear()
     ring.start()
     return best
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -155,6 +155,7 @@ class EventMap(Map):
         self.name = spec.name
         self._lock = threading.RLock()
         self._drain_lock = threading.Lock()
+        self._deliver_lock = threading.Lock()
         self.max_rows = max_rows
         self.batch_delay = DEFAULT_BATCH_DELAY
         self.received = 0
@@ -345,31 +346,43 @@ class EventMap(Map):
     # -- delivery ---------------------------------------------------------------------
 
     def _deliver(self, rows: np.ndarray, sizes: np.ndarray) -> None:
+        """Keep a batch, stream it to the recorder and callbacks, then count it received.
+
+        ``received`` grows last, so once it reaches a count every callback and the
+        recording have seen those events.
+        """
         if not len(rows):
             return
         chunk = _Chunk(rows, sizes, time.time_ns())
-        with self._lock:
-            self._chunks.append(chunk)
-            self._rows += len(chunk)
-            self.received += len(chunk)
-            self._trim()
-            callbacks, recorder = list(self._callbacks), self._recorder
-        if callbacks or recorder is not None:
+        with self._deliver_lock:
+            with self._lock:
+                self._chunks.append(chunk)
+                self._rows += len(chunk)
+                self._trim()
+                callbacks, recorder = list(self._callbacks), self._recorder
+            if callbacks or recorder is not None:
+                self._publish(chunk, callbacks, recorder)
+            with self._lock:
+                self.received += len(chunk)
+
+    def _publish(
+        self, chunk: _Chunk, callbacks: list[EventCallback], recorder: _Recorder | None
+    ) -> None:
+        try:
+            frame = self._events_frame([chunk])
+        except Exception as e:
+            self.errors.append(e)
+            return
+        if recorder is not None:
             try:
-                frame = self._events_frame([chunk])
+                recorder.write(frame)
             except Exception as e:
                 self.errors.append(e)
-                return
-            if recorder is not None:
-                try:
-                    recorder.write(frame)
-                except Exception as e:
-                    self.errors.append(e)
-            for cb in callbacks:
-                try:
-                    cb(frame)
-                except Exception as e:
-                    self.errors.append(e)
+        for cb in callbacks:
+            try:
+                cb(frame)
+            except Exception as e:
+                self.errors.append(e)
 
     def _trim(self) -> None:
         excess = self._rows - max(self.max_rows, 0)
@@ -460,7 +473,7 @@ class EventMap(Map):
         The file is CSV, or Parquet when ``path`` ends with ``.parquet`` (needs pyarrow).
         Recording is not bounded by :attr:`max_rows`.
         """
-        with self._lock:
+        with self._deliver_lock, self._lock:
             if self._recorder is not None:
                 self._recorder.close()
                 self._recorder = None

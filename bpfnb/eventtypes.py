@@ -267,8 +267,7 @@ def epilogue(source: str) -> str:
             seen.append(t)
     for i, t in enumerate(seen):
         lines.append(
-            f"{t} *__bpfnb_anchor_{i} "
-            f'__attribute__((section("{ANCHOR_SECTION}"), used, unused));'
+            f'{t} *__bpfnb_anchor_{i} __attribute__((section("{ANCHOR_SECTION}"), used, unused));'
         )
     return "\n".join(lines) + "\n"
 

@@ -683,15 +683,19 @@ class Batch:
         ``uint8`` array of shape ``(count, value_bytes)``, where ``value_bytes`` is
         :func:`value_buffer_size` (all CPU slots for per-CPU maps).
     batched : bool
-        Whether BPF_MAP_LOOKUP_BATCH was used (False: get-next-key + lookup fallback).
+        Whether the map was read in one pass (BPF_MAP_LOOKUP_BATCH or a map-element
+        iterator); False for the get-next-key + lookup walk.
     calls : int
-        bpf(2) calls made.
+        bpf(2) / read(2) calls made.
+    method : str
+        ``"iter"``, ``"batch"`` or ``"walk"``.
     """
 
     keys: np.ndarray
     values: np.ndarray
     batched: bool = True
     calls: int = 0
+    method: str = "batch"
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])
@@ -824,7 +828,7 @@ def map_lookup_fallback(fd: int, key_size: int, value_bytes: int, *, what: str =
         keys[n] = np.frombuffer(key, dtype=np.uint8)
         values[n] = np.frombuffer(out.raw[:value_bytes], dtype=np.uint8)
         n += 1
-    return Batch(keys[:n], values[:n], False, 2 * len(key_list) + 1)
+    return Batch(keys[:n], values[:n], False, 2 * len(key_list) + 1, "walk")
 
 
 def map_update_batch(

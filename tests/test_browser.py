@@ -134,6 +134,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     (notif / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
+    nb_settings = settings / "@jupyterlab" / "notebook-extension"
+    nb_settings.mkdir(parents=True)
+    # render every cell (no virtual scrolling), so the DOM holds every output
+    (nb_settings / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none"})
+    )
     port = _free_port()
     token = os.urandom(16).hex()
     env = dict(os.environ)
@@ -204,7 +210,9 @@ def _status_text(page: Any) -> str:
 
 def _open_notebook(page: Any, lab: Lab, name: str, timeout: float = 90.0) -> None:
     """Open a notebook and wait until the status bar reports the kernel Idle."""
-    page.goto(lab.url(f"lab/tree/{name}"))
+    # a fresh workspace per notebook: no tabs restored from an earlier test
+    stem = Path(name).stem
+    page.goto(lab.url(f"lab/workspaces/ws-{stem}/tree/{name}") + "&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout * 1000)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,7 +227,7 @@ def _run_all(page: Any) -> None:
 
 
 def _outputs_text(page: Any) -> str:
-    return str(page.locator(".jp-Notebook").inner_text())
+    return str(page.locator(".jp-Notebook").first.inner_text())
 
 
 def _wait_for_text(page: Any, text: str, timeout: float) -> None:
@@ -258,5 +266,92 @@ def test_lab_runs_a_python_cell(lab: Lab, browser: Any) -> None:
         _wait_for_text(page, "answer 42", timeout=60)
         out = page.locator(".jp-OutputArea-output").first.inner_text()
         assert out.strip() == "answer 42"
+    finally:
+        page.close()
+
+
+BUSY_CELL = f"""import threading
+
+_keep_execing = threading.Event()
+
+
+def _exec_loop() -> None:
+    while not _keep_execing.is_set():
+        subprocess.run([TRUE], check=False)
+        time.sleep(0.2)
+
+
+threading.Thread(target=_exec_loop, daemon=True).start()
+print("{BUSY_MARK}", flush=True)
+time.sleep(5)
+_keep_execing.set()
+print("bpfnb-browser-test: awake")"""
+
+READ_VIEWS = """() => {
+  const out = {tables: {}, received: [], lost: [], bars: 0, barsWithCounts: 0};
+  for (const v of document.querySelectorAll('.bpfnb-view.bpfnb-table')) {
+    const title = v.querySelector('.bpfnb-title');
+    const sum = v.querySelector('.bpfnb-summary');
+    if (title && sum) out.tables[title.textContent.trim()] = Number(sum.dataset.total || 0);
+  }
+  for (const s of document.querySelectorAll('.bpfnb-view.bpfnb-events .bpfnb-summary')) {
+    out.received.push(Number(s.dataset.received));
+    out.lost.push(Number(s.dataset.lost));
+  }
+  for (const b of document.querySelectorAll('.bpfnb-view.bpfnb-histogram .bpfnb-bar')) {
+    out.bars += 1;
+    if (Number(b.dataset.count) > 0 && b.getBoundingClientRect().width > 0) out.barsWithCounts += 1;
+  }
+  return out;
+}"""
+
+
+def _quickstart_copy(root: Path) -> str:
+    """Copy the quickstart with a busy cell (time.sleep) inserted before the clean-up."""
+    nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+    stop = next(
+        i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "%bpf stop" in c.source
+    )
+    nb.cells.insert(stop, nbformat.v4.new_code_cell(BUSY_CELL))
+    nbformat.write(nb, str(root / "quickstart.ipynb"))
+    return "quickstart.ipynb"
+
+
+def _counts_total(views: dict[str, Any]) -> float:
+    totals = [v for k, v in views["tables"].items() if k.startswith("counts")]
+    assert totals, f"no live table of the counts map in the DOM: {views}"
+    return float(totals[0])
+
+
+def test_quickstart_live_in_browser(lab: Lab, browser: Any) -> None:
+    """Run the quickstart in JupyterLab; the views move, also while a cell sleeps."""
+    require_kernel()
+    name = _quickstart_copy(lab.root)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        _open_notebook(page, lab, name)
+        _run_all(page)
+        _wait_for_text(page, BUSY_MARK, timeout=120)
+        assert "Busy" in _status_text(page), _status_text(page)
+        first = page.evaluate(READ_VIEWS)
+        time.sleep(2.5)
+        second = page.evaluate(READ_VIEWS)
+        assert "Busy" in _status_text(page), "the sleeping cell should still be running"
+        # the live table's counts rise between reads while the kernel is busy
+        assert _counts_total(second) > _counts_total(first) > 0, (first, second)
+        # the event tail grows, and shows its lost count
+        assert first["received"] and second["received"], second
+        assert max(second["received"]) > max(first["received"]) >= 5, (first, second)
+        assert len(second["lost"]) == len(second["received"])
+        # the histogram has bars
+        assert second["barsWithCounts"] > 0, second
+        OUTPUT.mkdir(exist_ok=True)
+        page.locator(".bpfnb-program-widget, .bpfnb-dashboard-widget").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(OUTPUT / "quickstart-browser.png"), full_page=True)
+        _wait_for_text(page, "stopped 3 program(s)", timeout=60)
+        _wait_idle(page, timeout=30)
+        text = _outputs_text(page)
+        assert "Traceback" not in text, text[-3000:]
+        assert "getppid calls by pid" in text and ": 1000" in text
     finally:
         page.close()

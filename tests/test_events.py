@@ -112,6 +112,7 @@ def test_ring_buffer_exact_events(clean_kernel: tuple[int, int, int]) -> None:
             assert events.lost == 0 and events.received == n and events.trimmed == 0
             assert str(df["received_at"].dtype) == "datetime64[ns]"
             other = p.maps["other"]
+            assert isinstance(other, RingBuffer)
             _wait_for(other, n)
             assert other.event_type == "u64"
             assert other.df()["value"].tolist() == [w.pid] * n
@@ -133,6 +134,7 @@ def test_small_ring_paused_counts_every_lost_event(clean_kernel: tuple[int, int,
             assert len(events.df()) == got
             # Losses are attributed to the ring that lost them, not to its neighbour.
             other = p.maps["other"]
+            assert isinstance(other, RingBuffer)
             _wait_for(other, n)
             assert other.lost == 0 and other.received == n
             # After draining, the ring has room again: the next events arrive.
@@ -206,11 +208,14 @@ int on_getppid(void *ctx)
 def test_ambiguous_event_type_lists_candidates(clean_kernel: tuple[int, int, int]) -> None:
     with bpfnb.load(AMBIGUOUS.replace("DECLARE", ""), name="ambig", attach=False) as p:
         events = p.maps["events"]
+        assert isinstance(events, RingBuffer)
         with pytest.raises(EventTypeError, match=r"struct a_ev, struct b_ev"):
             events.df()
         events.event_type = "struct b_ev"  # override from Python
         assert list(events.df().columns) == ["y", "received_at"]
     declared = AMBIGUOUS.replace("DECLARE", "BPFNB_EVENT_TYPE(events, struct a_ev);")
     with bpfnb.load(declared, name="declared", attach=False) as p:
-        assert p.maps["events"].event_type == "struct a_ev"  # type: ignore[attr-defined]
+        declared_ring = p.maps["events"]
+        assert isinstance(declared_ring, RingBuffer)
+        assert declared_ring.event_type == "struct a_ev"
     assert eventtypes.candidates(declared, "events") == ["struct a_ev"]
