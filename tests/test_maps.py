@@ -33,7 +33,7 @@ from bpfnb.maps import (
     map_for,
 )
 from bpfnb.spec import MapSpec
-from tests.conftest import require_kernel
+from tests.conftest import bpf_object_counts, require_kernel, wait_for_counts
 from tests.workload import SYS_getpid, SYS_getppid, Workload
 
 N_GETPID = 137
@@ -106,6 +106,7 @@ int on_enter(struct trace_event_raw_sys_enter *ctx)
 def traced() -> Iterator[tuple[bpfnb.Program, Workload]]:
     """The program, attached, after the workload made its exact syscalls."""
     require_kernel()
+    before = bpf_object_counts()
     prog = bpfnb.load(SOURCE, name="maps_test")
     try:
         with Workload() as work:
@@ -115,6 +116,8 @@ def traced() -> Iterator[tuple[bpfnb.Program, Workload]]:
             yield prog, work
     finally:
         prog.close()
+        # The kernel frees objects asynchronously: let later leak checks start clean.
+        assert wait_for_counts(before) == before
 
 
 def test_map_classes(traced: tuple[bpfnb.Program, Workload]) -> None:
@@ -181,6 +184,19 @@ def test_per_cpu_hashes(traced: tuple[bpfnb.Program, Workload], name: str) -> No
     wide = m.df(per_cpu=True).sort_values("key")
     cols = [c for c in wide.columns if c.startswith("value[cpu")]
     assert wide[cols].sum(axis=1).tolist() == [N_GETPID, N_GETPPID]
+
+
+def test_per_cpu_writes_from_python(traced: tuple[bpfnb.Program, Workload]) -> None:
+    prog, _ = traced
+    m = prog.pcpu_hash
+    ncpu = syscall.possible_cpus()
+    m[7] = [10 * (i + 1) for i in range(ncpu)]  # one value per CPU
+    assert m[7] == [10 * (i + 1) for i in range(ncpu)]
+    assert m.sum(7) == 10 * ncpu * (ncpu + 1) // 2
+    m[8] = 3  # the same value on every CPU
+    assert m[8] == [3] * ncpu
+    del m[7], m[8]
+    assert 7 not in m and len(m) == 2
 
 
 def test_values_written_from_python_reach_the_program(
@@ -314,3 +330,60 @@ def test_unknown_type_is_read_only_map(clean_kernel: tuple[int, int, int]) -> No
         assert len(m) == 0 and len(m.df()) == 0 and list(m) == []
     finally:
         os.close(fd)
+
+
+SHORTHANDS = r"""
+struct pair { u64 a; s64 b; };
+BPF_HASH(h1);
+BPF_HASH(h2, u32);
+BPF_HASH(h3, u32, struct pair);
+BPF_HASH(h4, u32, struct pair, 100);
+BPF_LRU_HASH(lru, u16, u8, 4);
+BPF_PERCPU_HASH(ph, u32, u64, 5);
+BPF_LRU_PERCPU_HASH(lph, u32, u32, 6);
+BPF_ARRAY(a1);
+BPF_ARRAY(a2, s32);
+BPF_ARRAY(a3, s32, 7);
+BPF_PERCPU_ARRAY(pa, u64, 3);
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int touch(void *ctx)
+{
+    u32 zero = 0;
+    s32 *v = bpf_map_lookup_elem(&a3, &zero);
+    if (v) *v += 1;
+    return 0;
+}
+"""
+
+
+def test_maps_h_shorthands(clean_kernel: tuple[int, int, int]) -> None:
+    expected = {  # name: (type, key size, value size, max entries, class)
+        "h1": (1, 8, 8, 10240, HashMap),
+        "h2": (1, 4, 8, 10240, HashMap),
+        "h3": (1, 4, 16, 10240, HashMap),
+        "h4": (1, 4, 16, 100, HashMap),
+        "lru": (9, 2, 1, 4, LruHashMap),
+        "ph": (5, 4, 8, 5, PerCpuHashMap),
+        "lph": (10, 4, 4, 6, LruPerCpuHashMap),
+        "a1": (2, 4, 8, 10240, ArrayMap),
+        "a2": (2, 4, 4, 10240, ArrayMap),
+        "a3": (2, 4, 4, 7, ArrayMap),
+        "pa": (6, 4, 8, 3, PerCpuArrayMap),
+    }
+    with bpfnb.load(SHORTHANDS, name="shorthands", attach=False) as prog:
+        for name, (mtype, ks, vs, n, cls) in expected.items():
+            m = prog.maps[name]
+            info = syscall.map_info(m.fd)
+            assert (info.type, info.key_size, info.value_size, info.max_entries) == (
+                mtype,
+                ks,
+                vs,
+                n,
+            ), name
+            assert type(m) is cls, name
+        assert prog.h3.value_codec.c_name == "struct pair"
+        prog.h3[1] = {"a": 1, "b": -2}
+        assert prog.h3.df().to_dict("records") == [{"key": 1, "a": 1, "b": -2}]
+        prog.a2[3] = -5
+        assert prog.a2[3] == -5
