@@ -575,6 +575,20 @@ def parse_diagnostics(stderr: str, source_name: str) -> list[Diagnostic]:
     return result
 
 
+def _prelude_clash(diagnostics: list[Diagnostic], error: Diagnostic) -> str | None:
+    """Explain an error whose 'previous definition' note points into the prelude."""
+    index = diagnostics.index(error)
+    following = diagnostics[index + 1 : index + 2]
+    if not following or following[0].kind != "note" or following[0].in_cell:
+        return None
+    header = Path(following[0].file).name
+    if header != "vmlinux.h" and not header.startswith("bpf_"):
+        return None
+    name = re.search(r"'([^']+)'", error.message)
+    what = f"'{name.group(1)}'" if name else "this name"
+    return f"{what} is already defined by {header}, which every cell includes: rename it"
+
+
 def format_compile_error(
     name: str, source: str, diagnostics: list[Diagnostic], stderr: str, limit: int = 5
 ) -> str:
@@ -586,6 +600,7 @@ def format_compile_error(
     count = len(errors)
     out = [f"clang: {count} error{'s' if count != 1 else ''} in cell {name!r}"]
     for diag in errors[:limit]:
+        prelude_note = _prelude_clash(diagnostics, diag)
         if diag.in_cell:
             out.append(f"  line {diag.line}, col {diag.column}: {diag.message}")
             if 0 < diag.line <= len(lines):
@@ -599,6 +614,8 @@ def format_compile_error(
                 else (Path(diag.file).name)
             )
             out.append(f"  in {where}:{diag.line}: {diag.message}")
+        if prelude_note:
+            out.append(f"  hint: {prelude_note}")
     if count > limit:
         out.append(f"  ... and {count - limit} more (err.log has clang's whole output)")
     return "\n".join(out)

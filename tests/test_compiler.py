@@ -128,3 +128,15 @@ def test_warm_compile_uses_pch(cache: Path) -> None:
     assert pre.pch.exists() and pre.pch.stat().st_size > 1_000_000
     result = compiler.compile_cell(COUNTER + "/* warm */\n", "warm", use_cache=False)
     assert not result.cached
+
+
+def test_name_clash_with_vmlinux_gets_a_hint(cache: Path) -> None:
+    source = (
+        "struct {\n    __uint(type, BPF_MAP_TYPE_ARRAY);\n    __type(key, u32);\n"
+        '    __type(value, u64);\n    __uint(max_entries, 1);\n} config SEC(".maps");\n'
+    )
+    with pytest.raises(CompileError) as info:
+        compiler.compile_cell(source, "clash")
+    text = str(info.value)
+    assert "line 6, col 3: redefinition of 'config'" in text
+    assert "hint: 'config' is already defined by vmlinux.h" in text

@@ -1,0 +1,161 @@
+"""Live views on real programs: refresh thread, rates, dashboard controls, static fallback."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from bpfnb import templates, widgets
+from workload import Workload
+
+COUNTER = r"""
+const volatile u32 target_pid = 0;
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 64);
+} counts SEC(".maps");
+BPFNB_HIST(sizes);
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int count(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    u64 one = 1, *n;
+    if (pid != target_pid)
+        return 0;
+    n = bpf_map_lookup_elem(&counts, &pid);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
+    bpfnb_hist_log2(&sizes, 3000);
+    return 0;
+}
+"""
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def _threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("bpfnb-refresh-")]
+
+
+def test_dashboard_refreshes_in_the_background(clean_kernel: tuple[int, int, int]) -> None:
+    import bpfnb
+
+    with Workload() as w:
+        prog = bpfnb.load(COUNTER, name="wtest", globals={"target_pid": w.pid})
+        try:
+            dash = widgets.dashboard(prog, interval=0.1)
+            table = dash.views["counts"]
+            chart = dash.views["sizes"]
+            assert isinstance(table, widgets.LiveTable)
+            assert isinstance(chart, widgets.HistogramChart)
+            assert _threads() == ["bpfnb-refresh-wtest"]
+            # a second view of the same program shares the thread
+            prog.counts.live(interval=0.1)
+            assert _threads() == ["bpfnb-refresh-wtest"]
+            w.run("getppid", 300)
+            # the main thread only sleeps: the refresher must pick the new counts up
+            assert _wait_for(lambda: table.total == 300), table.total
+            row = table.frame[table.frame["key"] == w.pid]
+            assert int(row["value"].iloc[0]) == 300 and "value/s" in table.frame.columns
+            assert _wait_for(lambda: int(chart.frame["count"].sum()) == 300)
+            assert chart.frame["bucket"].tolist() == ["[2K, 4K)"]
+            html = dash.html()
+            assert 'data-total="300"' in html and "[2K, 4K)" in html and "bpfnb-bar" in html
+            # pause freezes the views, resume moves them again
+            dash.pause()
+            frozen = table.refresh_count
+            w.run("getppid", 10)
+            time.sleep(0.4)
+            assert table.refresh_count == frozen and table.total == 300
+            dash.resume()
+            assert _wait_for(lambda: table.total == 310)
+            # a rate appears once a key changed between two refreshes
+            w.run("getppid", 50)
+            assert _wait_for(lambda: table.total == 360)
+            rates = table.frame["value/s"].dropna()
+            assert len(rates) == 1 and float(rates.iloc[0]) > 0
+            # stop detaches, refreshes once more, and ends the thread
+            dash.stop()
+            assert not prog.attached and _threads() == []
+            w.run("getppid", 5)
+            assert int(prog.counts[w.pid]) == 360  # detached: no more counting
+            assert "stopped" in dash.header.html()
+        finally:
+            prog.close()
+    assert _threads() == []
+
+
+def test_thread_stops_when_program_closes(clean_kernel: tuple[int, int, int]) -> None:
+    import bpfnb
+
+    prog = bpfnb.load(COUNTER, name="wclose", globals={"target_pid": 1})
+    widgets.dashboard(prog, interval=0.05)
+    assert _threads() == ["bpfnb-refresh-wclose"]
+    prog.close()
+    assert _wait_for(lambda: _threads() == [])
+
+
+def test_sort_and_top_n(clean_kernel: tuple[int, int, int]) -> None:
+    import bpfnb
+
+    with bpfnb.load(templates.get_template("syscount").source, name="wsort") as prog:
+        view = widgets.LiveTable(prog.counts, top_n=3)
+        time.sleep(0.2)
+        view.refresh()
+        view.sort_by, view.descending = "value", True
+        top = view.sorted_top()
+        assert len(top) == 3
+        assert top["value"].tolist() == sorted(view.frame["value"], reverse=True)[:3]
+        view.descending = False
+        assert view.sorted_top()["value"].tolist() == sorted(view.frame["value"])[:3]
+        html = view.html()
+        assert f'data-rows="{len(view.frame)}"' in html and html.count("<tr>") == 4
+
+
+def test_event_tail_counts_received_and_lost(clean_kernel: tuple[int, int, int]) -> None:
+    import bpfnb
+
+    true = "/usr/bin/true"
+    with bpfnb.load(templates.get_template("execsnoop").source, name="wtail") as prog:
+        tail = widgets.EventTail(prog.events, rows=4)
+        tail.refresh()
+        before = tail.received
+        for _ in range(6):
+            subprocess.run([true], check=True)
+        assert _wait_for(lambda: (tail.refresh(), tail.received)[1] >= before + 6)
+        html = tail.html()
+        assert len(tail._tail) == 4 and "lost: 0" in html and html.count("<tr>") == 5
+        assert re.search(r'data-received="\d+"', html)
+
+
+def test_static_fallback_without_ipywidgets(
+    clean_kernel: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bpfnb
+
+    monkeypatch.setattr(widgets, "_w", None)
+    with Workload() as w, bpfnb.load(COUNTER, name="wstatic", globals={"target_pid": w.pid}) as p:
+        w.run("getppid", 7)
+        view = p.counts.live(interval=0.1)
+        assert isinstance(view, widgets.StaticView)
+        html = view._repr_html_()
+        assert "<table" in html and 'data-total="7"' in html
+        dash = widgets.dashboard(p, interval=0.1)
+        assert dash.widget is None and "counts (hash)" in dash._repr_html_()
