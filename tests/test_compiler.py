@@ -7,31 +7,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from programs import GETPID_COUNTER as COUNTER
 
 from bpfnb import compiler
 from bpfnb.errors import CompileError
 from bpfnb.spec import ObjectSpec
-
-COUNTER = """\
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __type(key, u32);
-    __type(value, u64);
-    __uint(max_entries, 1024);
-} counts SEC(".maps");
-
-SEC("tracepoint/syscalls/sys_enter_getpid")
-int on_getpid(void *ctx)
-{
-    u32 pid = bpf_get_current_pid_tgid() >> 32;
-    u64 one = 1, *n = bpf_map_lookup_elem(&counts, &pid);
-    if (n)
-        __sync_fetch_and_add(n, 1);
-    else
-        bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
-    return 0;
-}
-"""
 
 
 @pytest.fixture
@@ -67,7 +47,7 @@ def test_object_cache_hit_and_corrupt_entry_rebuilt(cache: Path) -> None:
     first.object_path.write_bytes(b"garbage")
     third = compiler.compile_cell(source, "cached")
     assert not third.cached
-    assert ObjectSpec.from_file(third.object_path).maps["counts"].max_entries == 1024
+    assert ObjectSpec.from_file(third.object_path).maps["counts"].max_entries == 10240
 
 
 def test_cache_dirs_are_private(cache: Path) -> None:
