@@ -21,6 +21,7 @@ from typing import Any
 
 from . import compiler, loader, system
 from .errors import BpfnbError, CommandError
+from .globaldata import GlobalData
 from .maps import Map, map_for
 from .spec import ObjectSpec
 
@@ -98,6 +99,12 @@ class Program:
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._maps))
+
+    @property
+    def globals(self) -> GlobalData:
+        """Global variables (``.rodata``, ``.data``, ``.bss``) by C name, decoded from BTF."""
+        self._check_open()
+        return GlobalData(self.spec, self._loaded.map_fds)
 
     # -- programs ---------------------------------------------------------------------
     @property

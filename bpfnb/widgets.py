@@ -88,11 +88,12 @@ _CSS = """<style>
 def _fmt(value: Any) -> str:
     """Format one cell for HTML (escaped)."""
     if isinstance(value, float | np.floating):
-        if np.isnan(value):
+        v = float(value)
+        if np.isnan(v):
             return ""
-        if float(value).is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
     if value is None or value is pd.NA:
         return ""
     if isinstance(value, bytes):
@@ -409,7 +410,7 @@ class _WidgetMixin:
 def _box_class() -> type:
     assert _w is not None
 
-    class BpfnbBox(_WidgetMixin, _w.VBox):  # type: ignore[misc, name-defined]
+    class BpfnbBox(_WidgetMixin, _w.VBox):
         """A VBox whose mime bundle also carries the view's static HTML."""
 
     return BpfnbBox
@@ -736,12 +737,18 @@ def _table_widget(view: LiveTable) -> Any:
     assert _w is not None
     body = _html_widget(view)
     sort = _w.Dropdown(description="sort by", options=[""], value="", layout={"width": "220px"})
-    desc = _w.Checkbox(value=True, description="descending", indent=False,
-                       layout={"width": "110px"})
-    top = _w.BoundedIntText(value=view.top_n, min=1, max=10000, description="top",
-                            layout={"width": "130px"})
-    percpu = _w.Checkbox(value=False, description="per CPU", indent=False,
-                         layout={"width": "90px", "display": "" if view.can_per_cpu else "none"})
+    desc = _w.Checkbox(
+        value=True, description="descending", indent=False, layout={"width": "110px"}
+    )
+    top = _w.BoundedIntText(
+        value=view.top_n, min=1, max=10000, description="top", layout={"width": "130px"}
+    )
+    percpu = _w.Checkbox(
+        value=False,
+        description="per CPU",
+        indent=False,
+        layout={"width": "90px", "display": "" if view.can_per_cpu else "none"},
+    )
     controls = _w.HBox([sort, desc, top, percpu])
 
     def on_columns(columns: list[str]) -> None:
@@ -780,10 +787,7 @@ def _wrap(view: _View) -> Any:
     """Return the widget of a view (or a static view without ipywidgets)."""
     if not _widgets_available():
         return StaticView(view)
-    if isinstance(view, LiveTable):
-        widget = _table_widget(view)
-    else:
-        widget = _simple_widget(view)
+    widget = _table_widget(view) if isinstance(view, LiveTable) else _simple_widget(view)
     view.widget = widget
     return widget
 
@@ -886,8 +890,9 @@ class Dashboard:
         header = _html_widget(self.header)
         pause = _w.Button(description="Pause", icon="pause", layout={"width": "100px"})
         resume = _w.Button(description="Resume", icon="play", layout={"width": "100px"})
-        stop = _w.Button(description="Stop", icon="stop", button_style="danger",
-                         layout={"width": "100px"})
+        stop = _w.Button(
+            description="Stop", icon="stop", button_style="danger", layout={"width": "100px"}
+        )
         pause.on_click(lambda _: self.pause())
         resume.on_click(lambda _: self.resume())
         stop.on_click(lambda _: self.stop())

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +30,6 @@ from typing import Any
 
 import nbformat
 import pytest
-
 from conftest import IN_CI, require_kernel
 
 pytestmark = pytest.mark.browser
@@ -97,10 +95,12 @@ def _wait_ready(lab: Lab, timeout: float = 60.0) -> None:
     while time.monotonic() < deadline:
         if lab.proc.poll() is not None:
             raise RuntimeError(f"JupyterLab exited ({lab.proc.returncode}):\n{lab.log_tail()}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(lab.url("api/status"), timeout=2) as resp:
-                if resp.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(lab.url("api/status"), timeout=2) as resp,
+        ):
+            if resp.status == 200:
+                return
         time.sleep(0.2)
     raise RuntimeError(f"JupyterLab did not answer within {timeout} s:\n{lab.log_tail()}")
 
@@ -137,9 +137,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     nb_settings = settings / "@jupyterlab" / "notebook-extension"
     nb_settings.mkdir(parents=True)
     # render every cell (no virtual scrolling), so the DOM holds every output
-    (nb_settings / "tracker.jupyterlab-settings").write_text(
-        json.dumps({"windowingMode": "none"})
-    )
+    (nb_settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port = _free_port()
     token = os.urandom(16).hex()
     env = dict(os.environ)
@@ -183,9 +181,7 @@ def browser(lab: Lab) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
         try:
             yield b
         finally:
@@ -200,7 +196,11 @@ def browser(lab: Lab) -> Iterator[Any]:
 def _write_notebook(path: Path, cells: list[str]) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, str(path))
 
 
@@ -224,9 +224,7 @@ def _open_notebook(page: Any, lab: Lab, name: str, timeout: float = 90.0) -> Non
 
 def _run_all(page: Any) -> None:
     # start running, without awaiting the command's promise (it resolves at the end)
-    page.evaluate(
-        "() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
-    )
+    page.evaluate("() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
 
 def _outputs_text(page: Any) -> str:
@@ -352,7 +350,9 @@ def test_quickstart_live_in_browser(lab: Lab, browser: Any) -> None:
         # the histogram has bars
         assert second["barsWithCounts"] > 0, second
         OUTPUT.mkdir(exist_ok=True)
-        page.locator(".bpfnb-program-widget, .bpfnb-dashboard-widget").first.scroll_into_view_if_needed()
+        page.locator(
+            ".bpfnb-program-widget, .bpfnb-dashboard-widget"
+        ).first.scroll_into_view_if_needed()
         page.screenshot(path=str(OUTPUT / "quickstart-browser.png"), full_page=True)
         _wait_for_text(page, "stopped 3 program(s)", timeout=60)
         _wait_idle(page, timeout=30)

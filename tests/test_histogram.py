@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from workload import Workload
 
 from bpfnb import btf, histogram
 from bpfnb.histogram import Histogram
-from workload import Workload
 
 # -- pure -----------------------------------------------------------------------------
 
@@ -106,8 +106,9 @@ def test_frame_trims_and_keeps_cpu_columns() -> None:
     assert frame["count"].tolist() == [2, 0, 7]
     assert frame["value[cpu1]"].tolist() == [0, 0, 7]
     assert frame["low"].tolist() == [4, 8, 16] and frame["high"].tolist() == [8, 16, 32]
-    empty = histogram.histogram_frame(Histogram("log2"), df.assign(**{"value[cpu0]": 0,
-                                                                      "value[cpu1]": 0}))
+    empty = histogram.histogram_frame(
+        Histogram("log2"), df.assign(**{"value[cpu0]": 0, "value[cpu1]": 0})
+    )
     assert empty.empty and list(empty.columns[:4]) == list(histogram.COLUMNS)
 
 
@@ -145,15 +146,17 @@ def test_hist_h_counts_exactly(clean_kernel: tuple[int, int, int]) -> None:
     import bpfnb
 
     n = 1000
-    with Workload() as w:
-        with bpfnb.load(SOURCE, name="histtest", defines={"TARGET_PID": str(w.pid)}) as prog:
-            for name in ("lat", "plat", "lin"):
-                assert histogram.is_histogram(prog.maps[name].spec), name
-            w.run("getppid", n)
-            raw = prog.maps["lat"].df()
-            lat = histogram.histogram_frame(prog.maps["lat"].spec, raw)
-            plat = histogram.histogram_frame(prog.maps["plat"].spec, prog.maps["plat"].df())
-            lin = histogram.histogram_frame(prog.maps["lin"].spec, prog.maps["lin"].df())
+    with (
+        Workload() as w,
+        bpfnb.load(SOURCE, name="histtest", defines={"TARGET_PID": str(w.pid)}) as prog,
+    ):
+        for name in ("lat", "plat", "lin"):
+            assert histogram.is_histogram(prog.maps[name].spec), name
+        w.run("getppid", n)
+        raw = prog.maps["lat"].df()
+        lat = histogram.histogram_frame(prog.maps["lat"].spec, raw)
+        plat = histogram.histogram_frame(prog.maps["plat"].spec, prog.maps["plat"].df())
+        lin = histogram.histogram_frame(prog.maps["lin"].spec, prog.maps["lin"].df())
     values = np.arange(1, n + 1)
     expected = np.bincount([histogram.log2_slot(int(v)) for v in values], minlength=65)
     assert lat["count"].tolist() == expected[1:11].tolist()

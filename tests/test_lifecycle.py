@@ -162,3 +162,24 @@ def test_set_unknown_global_is_clear(clean_kernel: tuple[int, int, int]) -> None
         bpfnb.load(FILTERED_COUNTER, name="filtered", globals={"nope": 1})
     with pytest.raises(bpfnb.MapTypeError):
         bpfnb.load(FILTERED_COUNTER, name="filtered", globals={"target_pid": -1})
+
+
+def test_globals_read_and_write(clean_kernel: object, workload: Workload) -> None:
+    source = FILTERED_COUNTER.replace(
+        "__sync_fetch_and_add(n, step);", "__sync_fetch_and_add(n, step * extra);"
+    ).replace(
+        "const volatile u64 step = 1;", "const volatile u64 step = 1;\nu64 extra = 1;\nu32 hits;"
+    )
+    with bpfnb.load(source, name="glob", globals={"target_pid": workload.pid, "step": 2}) as prog:
+        assert prog.globals["target_pid"] == workload.pid
+        assert prog.globals["step"] == 2 and prog.globals["extra"] == 1
+        workload.run("getpid", 10)
+        assert prog.total[0] == 20
+        prog.globals["extra"] = 5
+        workload.run("getpid", 10)
+        assert prog.total[0] == 20 + 100
+        with pytest.raises(bpfnb.BpfnbError, match="frozen at load"):
+            prog.globals["step"] = 3
+        frame = prog.globals.df()
+        assert frame.set_index("name").loc["extra", "value"] == 5
+        assert set(frame["section"]) == {".rodata", ".data", ".bss"}

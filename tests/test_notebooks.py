@@ -16,9 +16,8 @@ from typing import Any
 import nbformat
 import pandas as pd
 import pytest
-from nbclient import NotebookClient
-
 from conftest import require_kernel
+from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
