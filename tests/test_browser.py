@@ -30,6 +30,7 @@ from typing import Any
 
 import nbformat
 import pytest
+
 from conftest import IN_CI, require_kernel
 
 pytestmark = pytest.mark.browser
@@ -354,6 +355,10 @@ def test_quickstart_live_in_browser(lab: Lab, browser: Any) -> None:
             ".bpfnb-program-widget, .bpfnb-dashboard-widget"
         ).first.scroll_into_view_if_needed()
         page.screenshot(path=str(OUTPUT / "quickstart-browser.png"), full_page=True)
+        for kind in ("events", "histogram"):
+            view = page.locator(f".bpfnb-view.bpfnb-{kind}").first
+            view.scroll_into_view_if_needed()
+            view.screenshot(path=str(OUTPUT / f"quickstart-{kind}.png"))
         _wait_for_text(page, "stopped 3 program(s)", timeout=60)
         _wait_idle(page, timeout=30)
         text = _outputs_text(page)

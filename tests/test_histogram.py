@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from workload import Workload
 
 from bpfnb import btf, histogram
 from bpfnb.histogram import Histogram
+
+from workload import Workload
 
 # -- pure -----------------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ from typing import Any
 import nbformat
 import pandas as pd
 import pytest
-from conftest import require_kernel
 from nbclient import NotebookClient
+
+from conftest import require_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from workload import SYS_getppid, Workload
 
 from bpfnb import histogram, templates
+
+from workload import SYS_getppid, Workload
 
 EXPECTED = {"execsnoop", "opensnoop", "syscount", "syslat"}
 

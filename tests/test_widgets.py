@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable
 
 import pytest
-from workload import Workload
 
 from bpfnb import templates, widgets
+
+from workload import Workload
 
 COUNTER = r"""
 const volatile u32 target_pid = 0;
