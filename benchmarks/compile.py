@@ -61,7 +61,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bpfnb-bench-") as tmp:
         os.environ["BPFNB_CACHE_DIR"] = str(Path(tmp) / "cache")
         import bpfnb
-        import bpfnb.program  # noqa: F401  (kernel layer, for load)
+        import bpfnb.program
         from bpfnb import compiler
 
         stamp = str(time.time_ns())

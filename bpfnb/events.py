@@ -455,6 +455,24 @@ class EventMap(Map):
             chunks = list(self._chunks)
         return self._events_frame(chunks)
 
+    def tail(self, n: int = 20) -> pd.DataFrame:
+        """The newest ``n`` events, decoding only the chunks that hold them.
+
+        Cheap enough for a view refreshing every second while millions of events
+        are held in memory.
+        """
+        with self._lock:
+            chunks: list[_Chunk] = []
+            held = 0
+            for chunk in reversed(self._chunks):
+                if held >= n:
+                    break
+                chunks.append(chunk.tail(n - held))
+                held += len(chunks[-1])
+        chunks.reverse()
+        frame = self._events_frame(chunks)
+        return frame.iloc[-n:].reset_index(drop=True) if n else frame.iloc[0:0]
+
     def to_csv(self, path: str | Path, per_cpu: bool = False) -> Path:
         """Write the events received so far (:meth:`df`) to a CSV file."""
         out = Path(path)

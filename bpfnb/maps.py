@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bpfnb import frames, syscall
+from bpfnb import frames, histogram, syscall
 from bpfnb.dtypes import Codec, codec_for, raw_codec
 from bpfnb.errors import BpfnbError, MapTypeError
 from bpfnb.spec import MapSpec, ObjectSpec
@@ -528,6 +528,29 @@ _CLASSES: dict[int, type[Map]] = {
 }
 
 
+class _Histogram:
+    """Mixin for ``hist.h`` histograms: ``df()`` gives bucket ranges and counts."""
+
+    spec: MapSpec
+
+    def df(self, per_cpu: bool = False, *, batch: bool = True, raw: bool = False) -> pd.DataFrame:
+        """Return the histogram: ``bucket`` label, ``low``, ``high`` and ``count``.
+
+        Empty buckets before the first and after the last non-empty one are left
+        out; ``raw=True`` gives the array itself (``key``/``value``).
+        """
+        frame: pd.DataFrame = super().df(per_cpu=per_cpu, batch=batch)  # type: ignore[misc]
+        return frame if raw else histogram.histogram_frame(self.spec, frame)
+
+
+class HistogramMap(_Histogram, ArrayMap):
+    """A log2 or linear histogram declared with ``BPFNB_HIST`` / ``BPFNB_LINEAR_HIST``."""
+
+
+class PerCpuHistogramMap(_Histogram, PerCpuArrayMap):
+    """A per-CPU histogram (``BPFNB_PERCPU_HIST`` / ``BPFNB_PERCPU_LINEAR_HIST``)."""
+
+
 def map_for(fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str = "") -> Map:
     """Wrap a map fd in the view that fits its type.
 
@@ -557,6 +580,11 @@ def map_for(fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str =
 
         return events.PerfEventArray(fd, spec, obj, source)
     cls = _CLASSES.get(spec.type, Map)
+    if histogram.is_histogram(spec):
+        if cls is ArrayMap:
+            cls = HistogramMap
+        elif cls is PerCpuArrayMap:
+            cls = PerCpuHistogramMap
     try:
         return cls(fd, spec, obj, source)
     except MapTypeError as e:

@@ -15,9 +15,6 @@ command -v llvm-strip >/dev/null 2>&1 || command -v llvm-objdump >/dev/null 2>&1
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
 command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] || need_apt+=(bpftool)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
-if [ "${1:-}" = "--browser" ]; then
-  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
-fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need_apt[*]}; run as root or: sudo apt-get install -y ${need_apt[*]}" >&2
@@ -27,6 +24,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--browser" ]; then
+  sh scripts/install-browser.sh
 fi
 
 # tracefs (tracepoint attach needs it) and bpffs (pinning); mount when missing.

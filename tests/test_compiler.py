@@ -7,11 +7,12 @@ import stat
 from pathlib import Path
 
 import pytest
-from programs import GETPID_COUNTER as COUNTER
 
 from bpfnb import compiler
 from bpfnb.errors import CompileError
 from bpfnb.spec import ObjectSpec
+
+from programs import GETPID_COUNTER as COUNTER
 
 
 @pytest.fixture

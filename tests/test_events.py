@@ -111,6 +111,10 @@ def test_ring_buffer_exact_events(clean_kernel: tuple[int, int, int]) -> None:
             assert sorted(mine["seq"].tolist()) == list(range(n))
             assert events.lost == 0 and events.received == n and events.trimmed == 0
             assert str(df["received_at"].dtype) == "datetime64[ns]"
+            newest = events.tail(7)
+            assert list(newest.columns) == list(df.columns)
+            assert newest["seq"].tolist() == df["seq"].tolist()[-7:]
+            assert len(events.tail(n + 10)) == n
             other = p.maps["other"]
             assert isinstance(other, RingBuffer)
             _wait_for(other, n)

@@ -8,6 +8,7 @@ import pytest
 
 from bpfnb import btf, histogram
 from bpfnb.histogram import Histogram
+from bpfnb.maps import HistogramMap, PerCpuHistogramMap
 
 from workload import Workload
 
@@ -154,10 +155,14 @@ def test_hist_h_counts_exactly(clean_kernel: tuple[int, int, int]) -> None:
         for name in ("lat", "plat", "lin"):
             assert histogram.is_histogram(prog.maps[name].spec), name
         w.run("getppid", n)
-        raw = prog.maps["lat"].df()
-        lat = histogram.histogram_frame(prog.maps["lat"].spec, raw)
-        plat = histogram.histogram_frame(prog.maps["plat"].spec, prog.maps["plat"].df())
-        lin = histogram.histogram_frame(prog.maps["lin"].spec, prog.maps["lin"].df())
+        assert isinstance(prog.maps["lat"], HistogramMap)
+        assert isinstance(prog.maps["plat"], PerCpuHistogramMap)
+        raw = prog.maps["lat"].df(raw=True)  # type: ignore[call-arg]
+        assert list(raw.columns) == ["key", "value"] and int(raw["value"].sum()) == n
+        lat = prog.maps["lat"].df()
+        assert lat.equals(histogram.histogram_frame(prog.maps["lat"].spec, raw))
+        plat = prog.maps["plat"].df()
+        lin = prog.maps["lin"].df()
     values = np.arange(1, n + 1)
     expected = np.bincount([histogram.log2_slot(int(v)) for v in values], minlength=65)
     assert lat["count"].tolist() == expected[1:11].tolist()

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import bpf_object_counts, wait_for_counts
-from programs import GETPID_COUNTER, MISSING_NULL_CHECK, MISSING_NULL_CHECK_LINE
-from workload import Workload
 
 import bpfnb
 from bpfnb import system
 from bpfnb.errors import AttachError, KernelFeatureError, VerifierError
+
+from conftest import bpf_object_counts, wait_for_counts
+from programs import GETPID_COUNTER, MISSING_NULL_CHECK, MISSING_NULL_CHECK_LINE
+from workload import Workload
 
 
 @pytest.fixture(autouse=True)

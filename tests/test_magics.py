@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import bpf_object_counts, wait_for_counts
 from IPython.core.interactiveshell import InteractiveShell
+
+import bpfnb
+from bpfnb.errors import CompileError, VerifierError
+from bpfnb.magics import BpfMagics
+
+from conftest import bpf_object_counts, wait_for_counts
 from programs import (
     GETPID_COUNTER,
     MISSING_NULL_CHECK,
@@ -21,10 +26,6 @@ from programs import (
     SYNTAX_ERROR_LINE,
 )
 from workload import Workload
-
-import bpfnb
-from bpfnb.errors import CompileError, VerifierError
-from bpfnb.magics import BpfMagics
 
 
 @pytest.fixture(scope="module")

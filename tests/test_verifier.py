@@ -59,8 +59,10 @@ def test_log_without_program_block() -> None:
         ("infinite loop detected at insn 7", "loop"),
         ("invalid read from stack R2 off=-64 size=8", "stack"),
         ("invalid access to map value, value_size=8 off=8 size=8", "bounds"),
-        ("R1 min value is negative, either use unsigned index or do a if (index >=0) check.",
-         "bounds"),
+        (
+            "R1 min value is negative, either use unsigned index or do a if (index >=0) check.",
+            "bounds",
+        ),
         ("program of this type cannot use helper bpf_probe_write_user#36", "program type"),
         ("unknown func bpf_foo#999", "program type"),
         ("Unreleased reference id=2 alloc_insn=5", "bpf_ringbuf_submit"),
