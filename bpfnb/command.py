@@ -236,6 +236,6 @@ def parse_line_args(line: str) -> LineArgs:
         ns = parser.parse_args(rest)
         if not ns.template:
             raise CommandError("usage: %bpf template TEMPLATE [NAME] [--show] [cell options]")
-        cell = _cell_from_namespace(ns.name or ns.template, ns)
+        cell = _cell_from_namespace(ns.name or ns.template.removesuffix(".bpf.c"), ns)
         return LineArgs("template", name=ns.template, show=ns.show, cell=cell)
     raise CommandError(f"unknown %bpf action {action!r}\nusage: {LINE_USAGE}")

@@ -513,7 +513,8 @@ def compile_cell(
         )
         if run.returncode != 0 and ("precompiled header" in run.stderr or "PCH file" in run.stderr):
             # The PCH went stale (a header changed under it): rebuild once.
-            _build_prelude(find_clang(), pre, vmlinux_header())
+            with _locked(pre.header.parent):
+                _build_prelude(find_clang(), pre, vmlinux_header())
             run = subprocess.run(
                 argv, cwd=tmp, capture_output=True, text=True, check=False, env=_clang_env()
             )

@@ -56,6 +56,8 @@ DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_BATCH_DELAY = 0.002
 #: Longest epoll wait; the consumer also drains when it times out.
 POLL_TIMEOUT = 0.1
+MAX_ERRORS = 100  # errors kept in EventMap.errors
+ERROR_BACKOFF = 0.1  # seconds the consumer waits after a failed drain
 LOST_KEY_LEN = 32
 RECEIVED_AT = "received_at"
 
@@ -294,17 +296,20 @@ class EventMap(Map):
         with self._lock:
             if self._closed:
                 return
+            with contextlib.suppress(Exception):
+                self._kernel_lost = self.lost  # keep the final count readable after close
+            self._lost_fd = None
             self._closed = True
-            if self._recorder is not None:
-                self._recorder.close()
-                self._recorder = None
-            self._release()
-            if self._epoll is not None:
-                self._epoll.close()
-                self._epoll = None
-            if self._wake_fd >= 0:
-                os.close(self._wake_fd)
-                self._wake_fd = -1
+            try:
+                if self._recorder is not None:
+                    self._recorder.close()
+                    self._recorder = None
+            finally:
+                try:
+                    self._release()
+                finally:
+                    self._close_epoll()
+                    Map.close(self)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -317,8 +322,9 @@ class EventMap(Map):
             try:
                 n = self.drain()
             except Exception as e:
-                self.errors.append(e)
-                n = 0
+                self._note_error(e)
+                self._stop.wait(ERROR_BACKOFF)  # a failing drain must not spin
+                continue
             if self._stop.is_set():
                 break
             if n and self.batch_delay > 0:
@@ -326,12 +332,30 @@ class EventMap(Map):
             elif not n:
                 epoll.poll(POLL_TIMEOUT)
 
+    def _note_error(self, error: BaseException) -> None:
+        """Keep an error for the user (bounded; without its traceback, which pins buffers)."""
+        self.errors.append(error.with_traceback(None))
+        del self.errors[:-MAX_ERRORS]
+
     def _new_epoll(self) -> select.epoll:
+        self._close_epoll()
         epoll = select.epoll()
         self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         epoll.register(self._wake_fd, select.EPOLLIN)
         self._epoll = epoll
         return epoll
+
+    def _close_epoll(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        if self._wake_fd >= 0:
+            os.close(self._wake_fd)
+            self._wake_fd = -1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BpfnbError(f"{self.name}: closed (its program was stopped or replaced)")
 
     def _open(self) -> None:
         raise NotImplementedError
@@ -371,18 +395,18 @@ class EventMap(Map):
         try:
             frame = self._events_frame([chunk])
         except Exception as e:
-            self.errors.append(e)
+            self._note_error(e)
             return
         if recorder is not None:
             try:
                 recorder.write(frame)
             except Exception as e:
-                self.errors.append(e)
+                self._note_error(e)
         for cb in callbacks:
             try:
                 cb(frame)
             except Exception as e:
-                self.errors.append(e)
+                self._note_error(e)
 
     def _trim(self) -> None:
         excess = self._rows - max(self.max_rows, 0)
@@ -512,7 +536,7 @@ class EventMap(Map):
             else:
                 self._callbacks.append(callback)
 
-    def live(self, interval: float = 1.0) -> Any:
+    def live(self, interval: float | None = None) -> Any:
         """Show the newest events, refreshing every ``interval`` seconds (ipywidgets)."""
         from bpfnb import widgets
 
@@ -574,10 +598,16 @@ class RingBuffer(EventMap):
     def _release(self) -> None:
         with self._drain_lock:
             self._cons = self._prod = self._data = None
-            for m in (self._cons_map, self._data_map):
+            maps, self._cons_map, self._data_map = (self._cons_map, self._data_map), None, None
+            failures = []
+            for m in maps:
                 if m is not None:
-                    m.close()
-            self._cons_map = self._data_map = None
+                    try:
+                        m.close()
+                    except BufferError as e:  # a numpy view still exports it
+                        failures.append(e)
+            if failures:
+                raise BpfnbError(f"{self.name}: ring still in use, cannot unmap: {failures[0]}")
 
     def available(self) -> int:
         """Bytes produced and not yet consumed."""
@@ -588,6 +618,7 @@ class RingBuffer(EventMap):
     def drain(self) -> int:
         """Consume every committed record now; return how many events were received."""
         with self._drain_lock:
+            self._check_open()
             if self._cons_map is None:
                 self._open()
             cons, prod, data = self._cons, self._prod, self._data
@@ -728,6 +759,7 @@ class PerfEventArray(EventMap):
         """Consume every sample in every CPU's buffer now; return how many."""
         total = 0
         with self._drain_lock:
+            self._check_open()
             if not self._buffers:
                 self._open()
             batches: list[tuple[np.ndarray, np.ndarray]] = []

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .errors import BtfError
+from .errors import BpfnbError, BtfError
 
 LOG2_TYPEDEF = "bpfnb_log2_bucket_t"
 LINEAR_TYPEDEF = "bpfnb_linear_bucket_t"
@@ -323,7 +323,7 @@ def histogram_frame(spec_or_hist: Any, df: pd.DataFrame, *, trim: bool = True) -
         return df
     hist = spec_or_hist if isinstance(spec_or_hist, Histogram) else histogram_of(spec_or_hist)
     if hist is None:
-        raise ValueError(f"map {getattr(spec_or_hist, 'name', '?')!r} is not a histogram")
+        raise BpfnbError(f"map {getattr(spec_or_hist, 'name', '?')!r} is not a histogram")
     if "key" in df.columns:
         slots = df["key"].to_numpy(dtype=np.int64)
     else:

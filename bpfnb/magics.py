@@ -133,11 +133,8 @@ class BpfMagics(Magics):
         return None
 
     def _display(self, prog: Program, interval: float) -> None:
-        try:
-            from . import widgets
-        except ImportError:  # widgets unavailable: a static view
-            display(prog.maps)
-            return
+        from . import widgets  # without ipywidgets it returns a static HTML view
+
         view = widgets.dashboard(prog, interval=interval)
         if view is not None:
             display(view)
@@ -227,10 +224,7 @@ class BpfMagics(Magics):
         from . import templates
 
         assert args.name is not None and args.cell is not None
-        found = {t.name: t for t in templates.list_templates()}
-        if args.name not in found:
-            raise CommandError(f"no template {args.name!r} (templates: {', '.join(sorted(found))})")
-        template = found[args.name]
+        template = templates.get_template(args.name)
         if args.show:
             print(template.source)
             return None
@@ -249,10 +243,13 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Close every program and restore the default error display."""
+    """Close every program of the session (``%unload_ext bpfnb``)."""
     for prog in programs():
         with contextlib.suppress(Exception):
             prog.close()
+    magics = ipython.magics_manager.registry.get("BpfMagics")
+    if magics is not None:
+        magics.bound.clear()
 
 
 __all__ = ["BpfMagics", "load_ipython_extension", "unload_ipython_extension"]

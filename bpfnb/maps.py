@@ -263,14 +263,34 @@ class Map:
         self.df(per_cpu=per_cpu).to_csv(out, index=False)
         return out
 
-    def live(self, interval: float = 1.0) -> Any:
+    def live(self, interval: float | None = None) -> Any:
         """Show the map as a table that refreshes every ``interval`` seconds (ipywidgets)."""
         from bpfnb import widgets
 
         return widgets.live_table(self, interval=interval)
 
+    @property
+    def fd(self) -> int:
+        """The map fd; reading it after :meth:`close` raises (the number may be reused)."""
+        if self._fd < 0:
+            raise BpfnbError(
+                f"map {self.name!r} is closed: its program was stopped or replaced "
+                "(use the new program's maps)"
+            )
+        return self._fd
+
+    @fd.setter
+    def fd(self, value: int) -> None:
+        self._fd = value
+
+    @property
+    def closed(self) -> bool:
+        """Whether the map's program closed it (its fd is no longer ours)."""
+        return self._fd < 0
+
     def close(self) -> None:
-        """Stop background work (none for plain maps). Never closes the fd."""
+        """Forget the fd (the loaded object closes it); later reads raise BpfnbError."""
+        self._fd = -1
 
     # -- Python values ------------------------------------------------------------------
 
@@ -588,4 +608,4 @@ def map_for(fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str =
     try:
         return cls(fd, spec, obj, source)
     except MapTypeError as e:
-        raise BpfnbError(f"map {spec.name!r}: {e}") from e
+        raise MapTypeError(f"map {spec.name!r}: {e}") from e

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import compiler, loader, system
+from . import compiler, eventtypes, loader, system
 from .errors import BpfnbError, CommandError
 from .globaldata import GlobalData
 from .maps import Map, map_for
@@ -213,23 +213,43 @@ class Program:
         )
 
 
+_SYSCTL_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+_SYSCTL_RESTORE: str | None = None
+
+
 def _start_stats() -> None:
-    """Keep the kernel's run-time statistics on while programs are loaded."""
-    global _STATS_FD
-    if _STATS_FD is not None:
+    """Keep the kernel's run-time statistics on while programs are loaded.
+
+    BPF_ENABLE_STATS (needs CAP_SYS_ADMIN) keeps them on while its fd is open; without
+    it, the ``kernel.bpf_stats_enabled`` sysctl is set and restored at the end.
+    """
+    global _STATS_FD, _SYSCTL_RESTORE
+    if _STATS_FD is not None or _SYSCTL_RESTORE is not None:
         return
     from . import syscall
 
-    with contextlib.suppress(OSError, BpfnbError, AttributeError):
+    try:
         _STATS_FD = syscall.enable_stats()
+        return
+    except (OSError, BpfnbError):
+        pass
+    with contextlib.suppress(OSError):
+        previous = _SYSCTL_STATS.read_text().strip()
+        if previous != "1":
+            _SYSCTL_STATS.write_text("1\n")
+            _SYSCTL_RESTORE = previous
 
 
 def _stop_stats() -> None:
-    global _STATS_FD
+    global _STATS_FD, _SYSCTL_RESTORE
     if _STATS_FD is not None:
         with contextlib.suppress(OSError):
             os.close(_STATS_FD)
         _STATS_FD = None
+    if _SYSCTL_RESTORE is not None:
+        with contextlib.suppress(OSError):
+            _SYSCTL_STATS.write_text(_SYSCTL_RESTORE + "\n")
+        _SYSCTL_RESTORE = None
 
 
 def _register(prog: Program) -> None:
@@ -262,12 +282,8 @@ atexit.register(close_all)
 
 
 def _epilogue(source: str) -> str:
-    try:
-        from . import eventtypes
-    except ImportError:
-        return ""
-    make = getattr(eventtypes, "epilogue", None)
-    return str(make(source)) if make else ""
+    """C text appended after the cell (event-type anchors, the lost-event counter)."""
+    return eventtypes.epilogue(source)
 
 
 def _read_source(source_or_path: str | os.PathLike[str]) -> tuple[str, Path | None]:

@@ -35,14 +35,14 @@ _NOISE_RE = re.compile(
 
 HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
-        re.compile(r"invalid mem access '\w*or_null'|R\d+ invalid mem access 'scalar'"),
+        re.compile(r"invalid mem access '\w*or_null'"),
         "a pointer that may be NULL is used without a check: test the result of "
         "bpf_map_lookup_elem() / bpf_ringbuf_reserve() (if (!p) return 0;) before using it",
     ),
     (
         re.compile(
             r"back-edge from insn|infinite loop detected|loop is not bounded|"
-            r"unbounded loop|BPF program is too large"
+            r"unbounded loop"
         ),
         "the verifier cannot prove the loop ends: give it a constant bound "
         "(for (int i = 0; i < 64; i++)) or use bpf_loop()",
@@ -79,15 +79,19 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
         "on every return path",
     ),
     (
-        re.compile(r"cannot call GPL-restricted function|GPL"),
+        re.compile(r"cannot call GPL-restricted function|GPL-compatible"),
         "this helper is GPL-only: declare a GPL-compatible license "
         '(char LICENSE[] SEC("license") = "GPL";) or drop your license line',
     ),
     (
+        re.compile(r"R\d+ invalid mem access 'scalar'"),
+        "a plain number is dereferenced as a pointer (often a kernel pointer read "
+        "directly): read kernel memory with BPF_CORE_READ() or bpf_probe_read_kernel()",
+    ),
+    (
         re.compile(
-            r"too many instructions|program is too large|"
-            r"The sequence of \d+ jumps is too complex|"
-            r"processed \d+ insns \(limit \d+\)"
+            r"too many instructions|program is too large|BPF program is too large|"
+            r"The sequence of \d+ jumps is too complex"
         ),
         "the program is too large or too complex for the verifier: shorten loops, "
         "split work into tail calls or use bpf_loop()",

@@ -286,17 +286,18 @@ def _owner_of(m: Any) -> Any:
     return None
 
 
-def refresher_for(owner: Any, interval: float = 1.0) -> Refresher:
+def refresher_for(owner: Any, interval: float | None = None) -> Refresher:
     """Return the refresher of a program (or lone map), creating it at most once.
 
     A refresher stopped earlier (Stop button, program closed) is replaced by a new
-    one only when the program is still open.
+    one only when the program is still open. ``interval=None`` keeps the interval of
+    an existing refresher (1 s for a new one).
     """
     key = id(owner)
     with _REFRESHERS_LOCK:
         ref = _REFRESHERS.get(key)
         if ref is not None and not ref.stopped:
-            if interval != ref.interval:
+            if interval is not None and interval != ref.interval:
                 ref.set_interval(interval)
             return ref
         owner_ref = weakref.ref(owner)
@@ -305,7 +306,7 @@ def refresher_for(owner: Any, interval: float = 1.0) -> Refresher:
             o = owner_ref()
             return o is None or bool(getattr(o, "closed", False))
 
-        ref = Refresher(str(getattr(owner, "name", key)), interval, is_closed)
+        ref = Refresher(str(getattr(owner, "name", key)), interval or 1.0, is_closed)
         _REFRESHERS[key] = ref
     on_close = getattr(owner, "on_close", None)
     if on_close is not None:
@@ -806,7 +807,7 @@ def view_for(m: Any) -> _View:
     return LiveTable(m)
 
 
-def _start(views: Iterable[_View], owner: Any, interval: float) -> Refresher:
+def _start(views: Iterable[_View], owner: Any, interval: float | None) -> Refresher:
     ref = refresher_for(owner, interval)
     for view in views:
         view.refresh()  # the first content is there when the widget displays
@@ -814,15 +815,16 @@ def _start(views: Iterable[_View], owner: Any, interval: float) -> Refresher:
     return ref
 
 
-def live_table(m: Any, interval: float = 1.0, *, top_n: int = DEFAULT_TOP_N) -> Any:
+def live_table(m: Any, interval: float | None = None, *, top_n: int = DEFAULT_TOP_N) -> Any:
     """Show a hash / array / per-CPU map as a table refreshing every ``interval`` s.
 
     Parameters
     ----------
     m : Map
         The map (``prog.counts``).
-    interval : float
-        Seconds between refreshes.
+    interval : float, optional
+        Seconds between refreshes; None keeps the program's current interval
+        (the ``%%bpf --interval`` / ``BpfMagics.interval`` one).
     top_n : int
         Rows shown (the whole map is counted and sorted).
 
@@ -843,7 +845,7 @@ def live_table(m: Any, interval: float = 1.0, *, top_n: int = DEFAULT_TOP_N) -> 
     return widget
 
 
-def event_tail(ring: Any, interval: float = 1.0, *, rows: int = DEFAULT_TAIL_ROWS) -> Any:
+def event_tail(ring: Any, interval: float | None = None, *, rows: int = DEFAULT_TAIL_ROWS) -> Any:
     """Show the newest events of a ring buffer, with received, events/s and lost counts."""
     view = EventTail(ring, rows=rows)
     widget = _wrap(view)
@@ -851,7 +853,7 @@ def event_tail(ring: Any, interval: float = 1.0, *, rows: int = DEFAULT_TAIL_ROW
     return widget
 
 
-def histogram_chart(m: Any, interval: float = 1.0) -> Any:
+def histogram_chart(m: Any, interval: float | None = None) -> Any:
     """Show a histogram map (``BPFNB_HIST`` / ``BPFNB_LINEAR_HIST``) as labelled bars."""
     view = HistogramChart(m)
     widget = _wrap(view)

@@ -54,6 +54,11 @@ if [ -z "$PYTHON" ]; then
 fi
 if [ -z "$PYTHON" ]; then
   log "no Python 3.11 found; installing Debian's python3.11"
+  if [ "$(id -u)" != 0 ]; then
+    echo "Python 3.11 is missing: sudo apt-get install -y python3.11 python3.11-venv" >&2
+    exit 1
+  fi
+  apt-get update -qq
   apt-get install -y -qq python3.11 python3.11-venv >/dev/null
   PYTHON=$(command -v python3.11)
 fi

@@ -30,6 +30,8 @@ def _kernel_problem() -> str | None:
         return "no kernel BTF at /sys/kernel/btf/vmlinux"
     if shutil.which("clang") is None:
         return "clang is not installed (run `make setup`)"
+    if shutil.which("bpftool") is None and not Path("/usr/sbin/bpftool").exists():
+        return "bpftool is not installed (run `make setup`)"
     if not Path("/usr/include/bpf/bpf_helpers.h").exists():
         return "libbpf headers are missing (apt-get install libbpf-dev)"
     return None

@@ -12,7 +12,8 @@ import bpfnb
 from bpfnb import eventtypes
 from bpfnb.errors import EventTypeError
 from bpfnb.events import PerfEventArray, RingBuffer
-from tests.workload import Workload
+
+from workload import Workload
 
 EVENT = "struct event { u32 pid; u32 tid; u64 seq; char comm[16]; };\n"
 

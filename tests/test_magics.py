@@ -128,13 +128,20 @@ def test_failing_rerun_keeps_old_program_counting(
 ) -> None:
     run(shell, f"%%bpf keep --no-display\n{GETPID_COUNTER}")
     old = shell.user_ns["keep"]
+    loaded = bpf_object_counts()
     result = shell.run_cell(f"%%bpf keep --no-display\n{MISSING_NULL_CHECK}")
     assert isinstance(result.error_in_exec, VerifierError)
+    assert wait_for_counts(loaded) == loaded  # nothing of the failed version stayed
     assert shell.user_ns["keep"] is old and not old.closed and old.attached
     workload.run("getpid", 31)
     assert old.counts[workload.pid] == 31
     result = shell.run_cell(f"%%bpf keep --no-display\n{SYNTAX_ERROR}")
     assert isinstance(result.error_in_exec, CompileError)
+    source = 'SEC("tracepoint/syscalls/sys_enter_no_such_call")\nint p(void *c) { return 0; }\n'
+    result = shell.run_cell(f"%%bpf keep --no-display\n{source}")
+    assert "sys_enter_no_such_call" in str(result.error_in_exec)  # loads, fails to attach
+    assert wait_for_counts(loaded) == loaded
+    assert shell.user_ns["keep"] is old and old.attached
     workload.run("getpid", 9)
     assert old.counts[workload.pid] == 40
     run(shell, "%bpf stop keep")

@@ -33,8 +33,9 @@ from bpfnb.maps import (
     map_for,
 )
 from bpfnb.spec import MapSpec
-from tests.conftest import bpf_object_counts, require_kernel, wait_for_counts
-from tests.workload import SYS_getpid, SYS_getppid, Workload
+
+from conftest import bpf_object_counts, require_kernel, wait_for_counts
+from workload import SYS_getpid, SYS_getppid, Workload
 
 N_GETPID = 137
 N_GETPPID = 41

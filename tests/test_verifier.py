@@ -67,7 +67,8 @@ def test_log_without_program_block() -> None:
         ("unknown func bpf_foo#999", "program type"),
         ("Unreleased reference id=2 alloc_insn=5", "bpf_ringbuf_submit"),
         ("cannot call GPL-restricted function from non-GPL compatible program", "GPL"),
-        ("BPF program is too large. Processed 1000001 insn", "loop"),
+        ("BPF program is too large. Processed 1000001 insn", "too large"),
+        ("R1 invalid mem access 'scalar'", "BPF_CORE_READ"),
         ("The sequence of 8193 jumps is too complex.", "too large"),
         ("R3 !read_ok", "initialise"),
     ],
@@ -79,3 +80,10 @@ def test_hints(message: str, word: str) -> None:
 
 def test_no_hint_for_unknown_message() -> None:
     assert hint_for("something entirely new") is None
+
+
+def test_whole_log_noise_gives_no_hint() -> None:
+    log = NULL_LOG.replace("R0 invalid mem access 'map_value_or_null'", "some new rejection")
+    failure = parse_load_log(log, "syscalls.bpf.c")
+    assert failure.reason == "some new rejection"
+    assert failure.hint is None
