@@ -737,7 +737,10 @@ def _html_widget(view: _View) -> Any:
 def _table_widget(view: LiveTable) -> Any:
     assert _w is not None
     body = _html_widget(view)
-    sort = _w.Dropdown(description="sort by", options=[""], value="", layout={"width": "220px"})
+    default = ("(total column)", "")
+    sort = _w.Dropdown(
+        description="sort by", options=[default], value="", layout={"width": "220px"}
+    )
     desc = _w.Checkbox(
         value=True, description="descending", indent=False, layout={"width": "110px"}
     )
@@ -753,9 +756,9 @@ def _table_widget(view: LiveTable) -> Any:
     controls = _w.HBox([sort, desc, top, percpu])
 
     def on_columns(columns: list[str]) -> None:
-        options = ["", *columns]
-        if list(sort.options) != options:
-            current = sort.value if sort.value in options else ""
+        options = [default, *((c, c) for c in columns)]
+        if [tuple(o) for o in sort.options] != options:
+            current = sort.value if sort.value in columns else ""
             sort.options = options
             sort.value = current
 
