@@ -150,12 +150,7 @@ class EventMap(Map):
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
     ) -> None:
-        self.fd = fd
-        self.spec = spec
-        self.obj = obj
-        self.source = source
-        self.name = spec.name
-        self._lock = threading.RLock()
+        self._bind(fd, spec, obj, source)
         self._drain_lock = threading.Lock()
         self._deliver_lock = threading.Lock()
         self.max_rows = max_rows

@@ -17,7 +17,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 from traitlets import Bool, Float
 
-from . import command, compiler, system
+from . import command, compiler, eventtypes, system
 from .command import CellArgs
 from .errors import CommandError
 from .program import Program, load, programs
@@ -91,7 +91,7 @@ class BpfMagics(Magics):
                 defines=args.defines,
                 include_dirs=args.include_dirs,
                 cflags=args.cflags,
-                epilogue=_epilogue(source),
+                epilogue=eventtypes.epilogue(source),
             )
             spec = ObjectSpec.from_file(result.object_path)
             status.update(
@@ -229,12 +229,6 @@ class BpfMagics(Magics):
             print(template.source)
             return None
         return self._run_cell(args.cell, template.source)
-
-
-def _epilogue(source: str) -> str:
-    from .program import _epilogue as make
-
-    return make(source)
 
 
 def load_ipython_extension(ipython: Any) -> None:

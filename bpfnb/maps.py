@@ -130,17 +130,21 @@ class Map:
     def __init__(
         self, fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str = ""
     ) -> None:
+        self._bind(fd, spec, obj, source)
+        self.key_codec = _codec(obj, spec.key, spec.key_size)
+        self.value_codec = _codec(obj, spec.value, spec.value_size)
+        self.ncpus = syscall.possible_cpus() if self.per_cpu else 1
+        self.slot = syscall.value_slot_size(spec.value_size) if self.per_cpu else spec.value_size
+        self.value_bytes = self.slot * self.ncpus
+
+    def _bind(self, fd: int, spec: MapSpec, obj: ObjectSpec | None, source: str) -> None:
+        """Set what every map view has: fd, declaration, object, source, name, lock."""
         self.fd = fd
         self.spec = spec
         self.obj = obj
         self.source = source
         self.name = spec.name
         self._lock = threading.RLock()
-        self.key_codec = _codec(obj, spec.key, spec.key_size)
-        self.value_codec = _codec(obj, spec.value, spec.value_size)
-        self.ncpus = syscall.possible_cpus() if self.per_cpu else 1
-        self.slot = syscall.value_slot_size(spec.value_size) if self.per_cpu else spec.value_size
-        self.value_bytes = self.slot * self.ncpus
 
     # -- description --------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from . import compiler, eventtypes, loader, system
-from .errors import BpfnbError, CommandError
+from .errors import BpfnbError
 from .globaldata import GlobalData
 from .maps import Map, map_for
 from .spec import ObjectSpec
@@ -281,11 +281,6 @@ def close_all() -> None:
 atexit.register(close_all)
 
 
-def _epilogue(source: str) -> str:
-    """C text appended after the cell (event-type anchors, the lost-event counter)."""
-    return eventtypes.epilogue(source)
-
-
 def _read_source(source_or_path: str | os.PathLike[str]) -> tuple[str, Path | None]:
     """Return (C text, object path): exactly one of them is meaningful."""
     if isinstance(source_or_path, os.PathLike) or (
@@ -351,7 +346,7 @@ def load(
             defines=defines,
             include_dirs=include_dirs or [],
             cflags=cflags or [],
-            epilogue=_epilogue(source),
+            epilogue=eventtypes.epilogue(source),
         )
         object_path = result.object_path
         cell_file = result.source_name
@@ -392,10 +387,3 @@ def _patched_globals(object_path: Path, spec: ObjectSpec, values: dict[str, Any]
         path = Path(tmp) / object_path.name
         path.write_bytes(data)
         yield path
-
-
-def check_name(name: str) -> str:
-    """Return ``name`` when it can name a program (a Python identifier)."""
-    if not name.isidentifier():
-        raise CommandError(f"program name {name!r} is not a Python identifier")
-    return name
