@@ -61,8 +61,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bpfnb-bench-") as tmp:
         os.environ["BPFNB_CACHE_DIR"] = str(Path(tmp) / "cache")
         import bpfnb
-        import bpfnb.program
-        from bpfnb import compiler
+        import bpfnb.kernel.program
+        from bpfnb.build import compiler
 
         stamp = str(time.time_ns())
 

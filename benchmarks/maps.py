@@ -42,9 +42,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bpfnb import syscall
-from bpfnb.maps import Map, map_for
-from bpfnb.spec import ObjectSpec
+from bpfnb.kernel import bpf as syscall
+from bpfnb.kernel.maps import Map, map_for
+from bpfnb.object.spec import ObjectSpec
 
 GOAL_SECONDS = 0.35
 GOAL_VS_BPFTOOL = 12.0

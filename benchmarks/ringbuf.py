@@ -28,8 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import bpfnb  # noqa: E402
-from bpfnb import syscall  # noqa: E402
-from bpfnb.events import RingBuffer  # noqa: E402
+from bpfnb.kernel import bpf as syscall  # noqa: E402
+from bpfnb.kernel.streams import RingBuffer  # noqa: E402
 
 RING_SIZE = 16 << 20
 PROGRAM = r"""

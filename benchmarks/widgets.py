@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import bpfnb
-from bpfnb import widgets
+from bpfnb.ui import widgets
 
 ROWS = 10_000
 SOURCE = r"""

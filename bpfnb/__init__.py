@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from bpfnb.errors import (
     AttachError,
     BpfnbError,
     CompileError,
@@ -23,7 +23,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # the kernel layer is imported on first use, keeping the pure core light
-    from .program import Program, close_all, load, programs
+    from bpfnb.kernel.program import Program, close_all, load, programs
 
 __version__ = "0.1.0"
 
@@ -49,7 +49,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("Program", "load", "programs", "close_all"):
-        from . import program
+        from bpfnb.kernel import program
 
         return getattr(program, name)
     raise AttributeError(f"module 'bpfnb' has no attribute {name!r}")
@@ -57,13 +57,13 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext bpfnb``)."""
-    from .magics import load_ipython_extension as _load
+    from bpfnb.ui.magics import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Close every program of the session (``%unload_ext bpfnb``)."""
-    from .magics import unload_ipython_extension as _unload
+    from bpfnb.ui.magics import unload_ipython_extension as _unload
 
     _unload(ipython)

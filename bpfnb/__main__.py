@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .system import doctor, format_checks
+from bpfnb.kernel.system import doctor, format_checks
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,8 +53,32 @@ def kernel() -> None:
     require_kernel()
 
 
+_FD_KINDS = {"anon_inode:bpf-prog": 0, "anon_inode:bpf-map": 1, "anon_inode:bpf_link": 2}
+
+
+def own_bpf_fds() -> tuple[int, int, int]:
+    """Return how many program, map and link fds this process holds."""
+    counts = [0, 0, 0]
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            kind = _FD_KINDS.get(os.readlink(f"/proc/self/fd/{name}"))
+        except OSError:
+            continue
+        if kind is not None:
+            counts[kind] += 1
+    return counts[0], counts[1], counts[2]
+
+
 def bpf_object_counts() -> tuple[int, int, int]:
-    """Return how many BPF programs, maps and links the kernel holds now."""
+    """Return how many BPF programs, maps and links there are now.
+
+    In CI (the only BPF user on its machine) these are the kernel's totals, so a
+    leak anywhere, also in a child process, shows. Elsewhere other BPF users (and
+    other test runs) come and go, so only the objects this process holds are
+    counted.
+    """
+    if not IN_CI:
+        return own_bpf_fds()
     counts = []
     for what in ("prog", "map", "link"):
         out = subprocess.run(
@@ -62,6 +86,14 @@ def bpf_object_counts() -> tuple[int, int, int]:
         ).stdout
         counts.append(len(json.loads(out or "[]")))
     return counts[0], counts[1], counts[2]
+
+
+def kernel_prog_ids() -> set[int]:
+    """Return the ids of every BPF program loaded in the kernel now."""
+    out = subprocess.run(
+        ["bpftool", "-j", "prog", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    return {int(p["id"]) for p in json.loads(out or "[]")}
 
 
 def wait_for_counts(expected: tuple[int, int, int], timeout: float = 5.0) -> tuple[int, int, int]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bpfnb import btf
-from bpfnb.elf import SHF_EXECINSTR, STT_FUNC, ElfError, ElfFile
 from bpfnb.errors import BtfError
+from bpfnb.object import btf
+from bpfnb.object.elf import SHF_EXECINSTR, STT_FUNC, ElfError, ElfFile
 
 DATA = Path(__file__).parent / "data"
 TYPES_O = DATA / "types.bpf.o"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bpfnb.command import parse_cell_args, parse_line_args
+from bpfnb.build.command import parse_cell_args, parse_line_args
 from bpfnb.errors import CommandError
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bpfnb import compiler
+from bpfnb.build import compiler
 from bpfnb.errors import CompileError
-from bpfnb.spec import ObjectSpec
+from bpfnb.object.spec import ObjectSpec
 
 from programs import GETPID_COUNTER as COUNTER
 

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bpfnb import btf, decoders
-from bpfnb.dtypes import MAX_ARRAY_COLUMNS, Codec, codec_for, raw_codec
+from bpfnb.codec import decoders
+from bpfnb.codec.plan import MAX_ARRAY_COLUMNS, Codec, codec_for, raw_codec
 from bpfnb.errors import MapTypeError
-from bpfnb.spec import ObjectSpec
+from bpfnb.object import btf
+from bpfnb.object.spec import ObjectSpec
 
 DATA = Path(__file__).parent / "data"
 
@@ -407,7 +408,8 @@ def test_decoder_typedefs(event: Codec) -> None:
 
 
 def test_syscall_table() -> None:
-    text = (Path(decoders.__file__).parent / "include" / "bpfnb" / "syscalls_x86_64.h").read_text()
+    include = Path(decoders.__file__).parent.parent / "include"
+    text = (include / "bpfnb" / "syscalls_x86_64.h").read_text()
     fallback = decoders.parse_unistd(text)
     assert fallback[0] == "read" and fallback[39] == "getpid" and fallback[59] == "execve"
     assert len(fallback) > 300

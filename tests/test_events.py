@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import bpfnb
-from bpfnb import eventtypes
+from bpfnb.build import eventtypes
 from bpfnb.errors import EventTypeError
-from bpfnb.events import PerfEventArray, RingBuffer
+from bpfnb.kernel.streams import PerfEventArray, RingBuffer
 
 from workload import Workload
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bpfnb import btf
-from bpfnb.dtypes import Codec, codec_for
-from bpfnb.frames import empty_frame, events_frame, role_name, to_frame
-from bpfnb.spec import ObjectSpec
+from bpfnb.codec.frames import empty_frame, events_frame, role_name, to_frame
+from bpfnb.codec.plan import Codec, codec_for
+from bpfnb.object import btf
+from bpfnb.object.spec import ObjectSpec
 
 DATA = Path(__file__).parent / "data"
 

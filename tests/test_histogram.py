@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bpfnb import btf, histogram
-from bpfnb.histogram import Histogram
-from bpfnb.maps import HistogramMap, PerCpuHistogramMap
+from bpfnb.codec import histogram
+from bpfnb.codec.histogram import Histogram
+from bpfnb.kernel.maps import HistogramMap, PerCpuHistogramMap
+from bpfnb.object import btf
 
 from workload import Workload
 

@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import bpfnb
 from bpfnb.errors import CompileError, VerifierError
-from bpfnb.magics import BpfMagics
+from bpfnb.ui.magics import BpfMagics
 
 from conftest import bpf_object_counts, wait_for_counts
 from programs import (

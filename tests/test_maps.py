@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 import bpfnb
-from bpfnb import syscall
 from bpfnb.errors import MapTypeError
-from bpfnb.maps import (
+from bpfnb.kernel import bpf as syscall
+from bpfnb.kernel.maps import (
     ArrayIndexError,
     ArrayMap,
     HashMap,
@@ -32,7 +32,7 @@ from bpfnb.maps import (
     PerCpuHashMap,
     map_for,
 )
-from bpfnb.spec import MapSpec
+from bpfnb.object.spec import MapSpec
 
 from conftest import bpf_object_counts, require_kernel, wait_for_counts
 from workload import SYS_getpid, SYS_getppid, Workload

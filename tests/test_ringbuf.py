@@ -7,8 +7,15 @@ import struct
 import numpy as np
 import pytest
 
-from bpfnb import ringbuf
-from bpfnb.ringbuf import BUSY_BIT, DISCARD_BIT, build_ring, double_map, gather, scan_ringbuf
+from bpfnb.codec import streamparse as ringbuf
+from bpfnb.codec.streamparse import (
+    BUSY_BIT,
+    DISCARD_BIT,
+    build_ring,
+    double_map,
+    gather,
+    scan_ringbuf,
+)
 
 
 def _event(i: int) -> bytes:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bpfnb import btf
 from bpfnb.errors import BtfError
-from bpfnb.spec import GlobalVar, MapSpec, ObjectSpec, ProgramSpec
+from bpfnb.object import btf
+from bpfnb.object.spec import GlobalVar, MapSpec, ObjectSpec, ProgramSpec
 
 DATA = Path(__file__).parent / "data"
 

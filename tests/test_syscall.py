@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from bpfnb import syscall
 from bpfnb.errors import BpfnbError, PrivilegeError
+from bpfnb.kernel import bpf as syscall
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfnb import system
+from bpfnb.kernel import system
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bpfnb import histogram, templates
+from bpfnb.build import templates
+from bpfnb.codec import histogram
 
 from workload import SYS_getppid, Workload
 

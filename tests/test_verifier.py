@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bpfnb.verifier import hint_for, parse_load_log
+from bpfnb.diagnostics import hint_for, parse_load_log
 
 NULL_LOG = """\
 libbpf: prog 'on_enter': BPF program load failed: -EACCES

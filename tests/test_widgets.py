@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bpfnb import templates, widgets
+from bpfnb.build import templates
+from bpfnb.ui import widgets
 
 from workload import Workload
 

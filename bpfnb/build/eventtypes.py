@@ -24,8 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import btf
-from .errors import EventTypeError
+from bpfnb.errors import EventTypeError
+from bpfnb.object import btf
 
 #: Helpers whose call sites name a ring, with (ring arg, data arg, size arg) indexes.
 HELPERS: dict[str, tuple[int, int | None, int]] = {

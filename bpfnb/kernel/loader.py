@@ -20,10 +20,10 @@ from typing import Any
 
 import pylibbpf
 
-from . import system
-from .errors import AttachError, LoadError, VerifierError
-from .spec import ObjectSpec, ProgramSpec
-from .verifier import parse_load_log
+from bpfnb.diagnostics import parse_load_log
+from bpfnb.errors import AttachError, LoadError, VerifierError
+from bpfnb.kernel import system
+from bpfnb.object.spec import ObjectSpec, ProgramSpec
 
 # SEC() prefixes libbpf attaches by itself (bpf_program__attach), with their kind.
 AUTO_ATTACH = {
@@ -280,7 +280,7 @@ def load_object(
 
 
 def _programs(handle: Any, specs: list[ProgramSpec], fds: list[int]) -> dict[str, LoadedProgram]:
-    from . import syscall
+    from bpfnb.kernel import bpf as syscall
 
     by_name: dict[str, int] = {}
     fd: int | None

@@ -109,7 +109,7 @@ def syscall_table() -> dict[int, str]:
         if UNISTD_64.exists():
             table = parse_unistd(UNISTD_64.read_text())
         if not table:
-            fallback = Path(__file__).parent / "include" / "bpfnb" / "syscalls_x86_64.h"
+            fallback = Path(__file__).parent.parent / "include" / "bpfnb" / "syscalls_x86_64.h"
             table = parse_unistd(fallback.read_text())
         _SYSCALLS = table
     return _SYSCALLS

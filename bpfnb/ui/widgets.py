@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import histogram
+from bpfnb.codec import histogram
 
 try:  # ipywidgets is a dependency, but the static fallback must work without it
     import ipywidgets as _w
@@ -110,7 +110,7 @@ def _key_columns(m: Any, df: pd.DataFrame) -> list[str]:
     codec = getattr(m, "key_codec", None)
     names = getattr(codec, "column_names", None)
     if names is not None:
-        from .frames import role_name
+        from bpfnb.codec.frames import role_name
 
         cols = [role_name("key", n) for n in names]
         if all(c in df.columns for c in cols):
@@ -277,7 +277,7 @@ _REFRESHERS_LOCK = threading.Lock()
 def _owner_of(m: Any) -> Any:
     """Return the loaded Program that owns map ``m`` (None when there is none)."""
     try:
-        from .program import programs
+        from bpfnb.kernel.program import programs
     except ImportError:
         return None
     for prog in programs():

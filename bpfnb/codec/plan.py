@@ -48,8 +48,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bpfnb import btf, decoders
+from bpfnb.codec import decoders
 from bpfnb.errors import MapTypeError
+from bpfnb.object import btf
 
 MAX_ARRAY_COLUMNS = 16
 """Arrays with at most this many (non-char) elements get one column per element."""

@@ -13,8 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compiler
-from .errors import BpfnbError, KernelFeatureError, PrivilegeError
+from bpfnb.build import compiler
+from bpfnb.errors import BpfnbError, KernelFeatureError, PrivilegeError
 
 CAP_PERFMON = 38
 CAP_BPF = 39

@@ -42,11 +42,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import btf, eventtypes, frames, ringbuf, syscall
-from .dtypes import Codec, codec_for
-from .errors import BpfnbError, EventTypeError, KernelFeatureError
-from .maps import Map
-from .spec import MapSpec, ObjectSpec
+from bpfnb.build import eventtypes
+from bpfnb.codec import frames
+from bpfnb.codec import streamparse as ringbuf
+from bpfnb.codec.plan import Codec, codec_for
+from bpfnb.errors import BpfnbError, EventTypeError, KernelFeatureError
+from bpfnb.kernel import bpf as syscall
+from bpfnb.kernel.maps import Map
+from bpfnb.object import btf
+from bpfnb.object.spec import MapSpec, ObjectSpec
 
 __all__ = ["DEFAULT_MAX_ROWS", "EventMap", "PerfEventArray", "RingBuffer"]
 
@@ -533,7 +537,7 @@ class EventMap(Map):
 
     def live(self, interval: float | None = None) -> Any:
         """Show the newest events, refreshing every ``interval`` seconds (ipywidgets)."""
-        from bpfnb import widgets
+        from bpfnb.ui import widgets
 
         tail = getattr(widgets, "event_tail", None)
         if tail is not None:

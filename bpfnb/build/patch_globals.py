@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .dtypes import codec_for
-from .elf import ElfFile
-from .errors import BpfnbError, MapTypeError
-from .spec import ObjectSpec
+from bpfnb.codec.plan import codec_for
+from bpfnb.errors import BpfnbError, MapTypeError
+from bpfnb.object.elf import ElfFile
+from bpfnb.object.spec import ObjectSpec
 
 
 def _coerce(text: Any) -> Any:

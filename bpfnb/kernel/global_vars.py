@@ -13,10 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from . import btf, syscall
-from .dtypes import codec_for
-from .errors import BpfnbError
-from .spec import GlobalVar, ObjectSpec
+from bpfnb.codec.plan import codec_for
+from bpfnb.errors import BpfnbError
+from bpfnb.kernel import bpf as syscall
+from bpfnb.object import btf
+from bpfnb.object.spec import GlobalVar, ObjectSpec
 
 _ZERO_KEY = b"\0\0\0\0"
 

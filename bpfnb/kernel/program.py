@@ -19,11 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import compiler, eventtypes, loader, system
-from .errors import BpfnbError
-from .globaldata import GlobalData
-from .maps import Map, map_for
-from .spec import ObjectSpec
+from bpfnb.build import compiler, eventtypes
+from bpfnb.errors import BpfnbError
+from bpfnb.kernel import loader, system
+from bpfnb.kernel.global_vars import GlobalData
+from bpfnb.kernel.maps import Map, map_for
+from bpfnb.object.spec import ObjectSpec
 
 HIDDEN_PREFIX = "bpfnb_"
 _REGISTRY: dict[int, Program] = {}
@@ -149,7 +150,7 @@ class Program:
             ``programs``: per program name a dict with ``id``, ``section``,
             ``attached``, ``run_cnt``, ``run_time_ns``.
         """
-        from . import syscall
+        from bpfnb.kernel import bpf as syscall
 
         per: dict[str, dict[str, Any]] = {}
         total_cnt = total_ns = 0
@@ -226,7 +227,7 @@ def _start_stats() -> None:
     global _STATS_FD, _SYSCTL_RESTORE
     if _STATS_FD is not None or _SYSCTL_RESTORE is not None:
         return
-    from . import syscall
+    from bpfnb.kernel import bpf as syscall
 
     try:
         _STATS_FD = syscall.enable_stats()
@@ -378,7 +379,7 @@ def _patched_globals(object_path: Path, spec: ObjectSpec, values: dict[str, Any]
     if not values:
         yield object_path
         return
-    from .globals import patch_object
+    from bpfnb.build.patch_globals import patch_object
 
     data = patch_object(object_path.read_bytes(), spec, values)
     import tempfile

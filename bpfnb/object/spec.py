@@ -21,9 +21,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bpfnb import btf
-from bpfnb.elf import STT_FUNC, STT_OBJECT, ElfFile
 from bpfnb.errors import BtfError
+from bpfnb.object import btf
+from bpfnb.object.elf import STT_FUNC, STT_OBJECT, ElfFile
 
 # The map types bpfnb knows by name (include/uapi/linux/bpf.h, enum bpf_map_type).
 MAP_TYPE_NAMES: dict[int, str] = {

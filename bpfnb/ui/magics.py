@@ -17,11 +17,12 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 from traitlets import Bool, Float
 
-from . import command, compiler, eventtypes, system
-from .command import CellArgs
-from .errors import CommandError
-from .program import Program, load, programs
-from .spec import ObjectSpec
+from bpfnb.build import command, compiler, eventtypes
+from bpfnb.build.command import CellArgs
+from bpfnb.errors import CommandError
+from bpfnb.kernel import system
+from bpfnb.kernel.program import Program, load, programs
+from bpfnb.object.spec import ObjectSpec
 
 
 class _Status:
@@ -133,7 +134,7 @@ class BpfMagics(Magics):
         return None
 
     def _display(self, prog: Program, interval: float) -> None:
-        from . import widgets  # without ipywidgets it returns a static HTML view
+        from bpfnb.ui import widgets  # without ipywidgets it returns a static HTML view
 
         view = widgets.dashboard(prog, interval=interval)
         if view is not None:
@@ -212,7 +213,7 @@ class BpfMagics(Magics):
         print(system.format_checks(system.doctor()))
 
     def _line_templates(self, args: command.LineArgs) -> pd.DataFrame:
-        from . import templates
+        from bpfnb.build import templates
 
         items = templates.list_templates()
         return pd.DataFrame(
@@ -221,7 +222,7 @@ class BpfMagics(Magics):
         )
 
     def _line_template(self, args: command.LineArgs) -> Program | None:
-        from . import templates
+        from bpfnb.build import templates
 
         assert args.name is not None and args.cell is not None
         template = templates.get_template(args.name)

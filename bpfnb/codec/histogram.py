@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .errors import BpfnbError, BtfError
+from bpfnb.errors import BpfnbError, BtfError
 
 LOG2_TYPEDEF = "bpfnb_log2_bucket_t"
 LINEAR_TYPEDEF = "bpfnb_linear_bucket_t"

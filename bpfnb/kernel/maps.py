@@ -48,10 +48,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bpfnb import frames, histogram, syscall
-from bpfnb.dtypes import Codec, codec_for, raw_codec
+from bpfnb.codec import frames, histogram
+from bpfnb.codec.plan import Codec, codec_for, raw_codec
 from bpfnb.errors import BpfnbError, MapTypeError
-from bpfnb.spec import MapSpec, ObjectSpec
+from bpfnb.kernel import bpf as syscall
+from bpfnb.object.spec import MapSpec, ObjectSpec
 
 __all__ = [
     "ArrayIndexError",
@@ -269,7 +270,7 @@ class Map:
 
     def live(self, interval: float | None = None) -> Any:
         """Show the map as a table that refreshes every ``interval`` seconds (ipywidgets)."""
-        from bpfnb import widgets
+        from bpfnb.ui import widgets
 
         return widgets.live_table(self, interval=interval)
 
@@ -596,11 +597,11 @@ def map_for(fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str =
         ``events.PerfEventArray``, or a read-only :class:`Map` for other types.
     """
     if spec.type == syscall.MapType.RINGBUF:
-        from bpfnb import events
+        from bpfnb.kernel import streams as events
 
         return events.RingBuffer(fd, spec, obj, source)
     if spec.type == syscall.MapType.PERF_EVENT_ARRAY:
-        from bpfnb import events
+        from bpfnb.kernel import streams as events
 
         return events.PerfEventArray(fd, spec, obj, source)
     cls = _CLASSES.get(spec.type, Map)

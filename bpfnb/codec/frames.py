@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bpfnb.dtypes import Codec
+from bpfnb.codec.plan import Codec
 
 
 def role_name(role: str, column: str) -> str:

@@ -20,7 +20,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from .errors import CommandError
+from bpfnb.errors import CommandError
 
 CELL_USAGE = (
     '%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags "..."] [--no-attach] '

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import CompileError, KernelFeatureError, ToolMissingError
+from bpfnb.errors import CompileError, KernelFeatureError, ToolMissingError
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
-INCLUDE_DIR = Path(__file__).resolve().parent / "include"
+INCLUDE_DIR = Path(__file__).resolve().parent.parent / "include"
 LIBBPF_HEADERS = ("bpf/bpf_helpers.h", "bpf/bpf_tracing.h", "bpf/bpf_core_read.h")
 SYSTEM_INCLUDE_DIRS = (Path("/usr/include"), Path("/usr/local/include"))
 BASE_FLAGS = ("-target", "bpf", "-g", "-O2")

@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CommandError
+from bpfnb.errors import CommandError
 
 SUFFIX = ".bpf.c"
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent
 _COMMENT = re.compile(r"^\s*(?://+\s?(?P<line>.*)|/\*+\s?(?P<block>.*?)\s*(?:\*/)?)\s*$")
 
 

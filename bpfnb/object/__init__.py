@@ -1,0 +1,1 @@
+"""bpfnb.object"""
