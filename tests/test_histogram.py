@@ -9,7 +9,8 @@ import pytest
 from bpfnb.codec import histogram
 from bpfnb.codec.histogram import Histogram
 from bpfnb.kernel.maps import HistogramMap, PerCpuHistogramMap
-from bpfnb.object import btf
+from bpfnb.object import btf, maptypes
+from bpfnb.object.maptypes import HistogramScheme
 
 from workload import Workload
 
@@ -83,18 +84,22 @@ class _Spec:
         self.name = name
 
 
+def _scheme(spec: _Spec) -> HistogramScheme | None:
+    return maptypes.histogram_scheme(spec.name, spec.type, spec.key)
+
+
 def test_recognition_from_btf_types() -> None:
     u32 = btf.Int(1, "unsigned int", size=4)
     log2 = _typedef("bpfnb_log2_bucket_t", _typedef("__u32", u32))
     linear = _typedef("bpfnb_linear_bucket_t", _typedef("__u32", u32))
-    assert histogram.histogram_of(_Spec(2, log2)) == Histogram("log2")
-    assert histogram.histogram_of(_Spec(6, log2)) == Histogram("log2")
-    assert histogram.histogram_of(_Spec(1, log2)) is None  # a hash map is not a histogram
-    assert histogram.histogram_of(_Spec(2, u32)) is None
+    assert _scheme(_Spec(2, log2)) == HistogramScheme("log2")
+    assert _scheme(_Spec(6, log2)) == HistogramScheme("log2")
+    assert _scheme(_Spec(1, log2)) is None  # a hash map is not a histogram
+    assert _scheme(_Spec(2, u32)) is None
     spec = _Spec(2, _typedef("bpfnb_lhist__0x10_1000_7", linear))
-    assert histogram.histogram_of(spec) == Histogram("linear", 16, 1000, 7)
-    with pytest.raises(histogram.HistogramSpecError):
-        histogram.histogram_of(_Spec(2, linear))
+    assert _scheme(spec) == HistogramScheme("linear", 16, 1000, 7)
+    with pytest.raises(maptypes.HistogramSpecError):
+        _scheme(_Spec(2, linear))
 
 
 def test_frame_trims_and_keeps_cpu_columns() -> None:
@@ -154,7 +159,7 @@ def test_hist_h_counts_exactly(clean_kernel: tuple[int, int, int]) -> None:
         bpfnb.load(SOURCE, name="histtest", defines={"TARGET_PID": str(w.pid)}) as prog,
     ):
         for name in ("lat", "plat", "lin"):
-            assert histogram.is_histogram(prog.maps[name].spec), name
+            assert maptypes.is_histogram(prog.maps[name].spec.kind), name
         w.run("getppid", n)
         assert isinstance(prog.maps["lat"], HistogramMap)
         assert isinstance(prog.maps["plat"], PerCpuHistogramMap)

@@ -14,6 +14,7 @@ import pytest
 
 from bpfnb.build import templates
 from bpfnb.codec import histogram
+from bpfnb.object import maptypes
 
 from workload import SYS_getppid, Workload
 
@@ -133,7 +134,7 @@ def test_syslat_histogram_counts_exactly(clean_kernel: tuple[int, int, int]) -> 
             w.run("getppid", n)
             w.run("getpid", 30)  # filtered out
             lat_map = prog.latency  # type: ignore[attr-defined]
-            assert histogram.is_histogram(lat_map.spec)
+            assert maptypes.is_histogram(lat_map.spec.kind)
             lat = histogram.histogram_frame(lat_map.spec, lat_map.df())
             calls = prog.calls.df()  # type: ignore[attr-defined]
     assert int(lat["count"].sum()) == n

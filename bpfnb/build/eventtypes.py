@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from bpfnb.errors import EventTypeError
 from bpfnb.object import btf
+from bpfnb.object.spec import find_type
 
 #: Helpers whose call sites name a ring, with (ring arg, data arg, size arg) indexes.
 HELPERS: dict[str, tuple[int, int | None, int]] = {
@@ -280,21 +281,10 @@ def resolve(types: btf.Btf, name: str) -> btf.Type:
     EventTypeError
         When the object's BTF has no such type.
     """
-    name = _norm_type(name)
-    kinds: dict[str, type[btf.Type]] = {"struct": btf.Struct, "union": btf.Union, "enum": btf.Enum}
-    head, _, rest = name.partition(" ")
-    found: btf.Type | None
-    if head in kinds and rest:
-        found = types.by_name(rest, kinds[head])
-    else:
-        found = None
-        for kind in (btf.Typedef, btf.Struct, btf.Union, btf.Int, btf.Enum, btf.Float):
-            found = types.by_name(name, kind)
-            if found is not None:
-                break
+    found = find_type(types, name)
     if found is None:
         raise EventTypeError(
-            f"type {name!r} is not in the program's BTF; declare it in the cell "
+            f"type {_norm_type(name)!r} is not in the program's BTF; declare it in the cell "
             "(struct definitions used by events are kept automatically)"
         )
     return found

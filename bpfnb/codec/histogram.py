@@ -12,53 +12,38 @@ array maps of ``u64`` counts whose key type names the bucket scheme:
 Labels follow bpftrace: ``[0]``, ``[1]``, ``[2, 4)``, ``[1K, 2K)``, ``[1M, 2M)``,
 ``(..., 10)``, ``[100, ...)``; K, M, G, T, P and E are powers of 1024.
 
-The map classes route a map here when :func:`is_histogram` is true for its spec and
+Histogram maps have the kind ``histogram`` / ``percpu_histogram`` (see
+:mod:`bpfnb.object.maptypes`, which reads the scheme from the key type); their views
 build the histogram view with :func:`histogram_frame` from the map's plain DataFrame.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from bpfnb.errors import BpfnbError, BtfError
+from bpfnb.errors import BpfnbError
+from bpfnb.object import maptypes
+from bpfnb.object.spec import MapSpec
 
-LOG2_TYPEDEF = "bpfnb_log2_bucket_t"
-LINEAR_TYPEDEF = "bpfnb_linear_bucket_t"
-LOG2_SLOTS = 65
-BPF_MAP_TYPE_ARRAY = 2
-BPF_MAP_TYPE_PERCPU_ARRAY = 6
+LOG2_SLOTS = maptypes.LOG2_SLOTS
 COLUMNS = ("bucket", "low", "high", "count")
 
-_LINEAR_NAME = re.compile(r"^bpfnb_lhist__(?P<min>\w+?)_(?P<max>\w+?)_(?P<step>\w+)$")
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E")
-_INT_SUFFIX = re.compile(r"[uUlL]+$")
-
-
-class HistogramSpecError(BtfError):
-    """A histogram key type names bucket bounds bpfnb cannot read."""
 
 
 @dataclass(frozen=True)
-class Histogram:
-    """The bucket scheme of a histogram map.
+class Histogram(maptypes.HistogramScheme):
+    """A bucket scheme (:class:`bpfnb.object.maptypes.HistogramScheme`) with its math."""
 
-    Attributes
-    ----------
-    kind : {"log2", "linear"}
-        The bucket scheme.
-    min, max, step : int
-        Linear bounds (0 for log2).
-    """
-
-    kind: Literal["log2", "linear"]
-    min: int = 0
-    max: int = 0
-    step: int = 1
+    @classmethod
+    def of(cls, scheme: maptypes.HistogramScheme) -> Histogram:
+        """The scheme read from a map's key type, with bounds and labels."""
+        if isinstance(scheme, Histogram):
+            return scheme
+        return cls(scheme.kind, scheme.min, scheme.max, scheme.step)
 
     @property
     def slots(self) -> int:
@@ -172,76 +157,12 @@ def linear_label(slot: int, min_: int, max_: int, step: int) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Recognising histogram maps from BTF
-# --------------------------------------------------------------------------------------
-
-
-def _typedef_chain(t: Any) -> list[str]:
-    """Return the names along a chain of typedefs/qualifiers (outermost first)."""
-    names: list[str] = []
-    for _ in range(16):
-        if t is None or getattr(t, "kind", "") not in {"typedef", "const", "volatile"}:
-            break
-        if t.kind == "typedef":
-            names.append(str(t.name))
-        t = getattr(t, "target", None)
-    return names
-
-
-def _parse_int(text: str) -> int:
-    return int(_INT_SUFFIX.sub("", text), 0)
-
-
-def histogram_of(spec: Any) -> Histogram | None:
-    """Return the bucket scheme of a map spec, or None when it is not a histogram.
-
-    Parameters
-    ----------
-    spec : MapSpec
-        The map's spec; its ``type`` must be an array or per-CPU array and its
-        ``key`` a typedef made by ``hist.h``.
-
-    Raises
-    ------
-    HistogramSpecError
-        The key names a linear histogram whose bounds cannot be read.
-    """
-    if getattr(spec, "type", None) not in {BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY}:
-        return None
-    names = _typedef_chain(getattr(spec, "key", None))
-    if LOG2_TYPEDEF in names:
-        return Histogram("log2")
-    if LINEAR_TYPEDEF in names:
-        for name in names:
-            match = _LINEAR_NAME.match(name)
-            if match is None:
-                continue
-            try:
-                lo, hi, step = (_parse_int(match[g]) for g in ("min", "max", "step"))
-            except ValueError as exc:
-                raise HistogramSpecError(
-                    f"map {spec.name!r}: cannot read linear bounds from key type {name!r}"
-                ) from exc
-            return Histogram("linear", lo, hi, step)
-        raise HistogramSpecError(
-            f"map {spec.name!r}: key type {LINEAR_TYPEDEF} without bounds; "
-            "declare the map with BPFNB_LINEAR_HIST(name, min, max, step)"
-        )
-    return None
-
-
-def is_histogram(spec: Any) -> bool:
-    """Return True when a map spec is a histogram declared with ``hist.h``."""
-    return histogram_of(spec) is not None
-
-
-# --------------------------------------------------------------------------------------
 # DataFrames
 # --------------------------------------------------------------------------------------
 
 
 def frame_from_counts(
-    hist: Histogram,
+    hist: maptypes.HistogramScheme,
     slots: np.ndarray | list[int],
     counts: np.ndarray | list[int],
     *,
@@ -269,6 +190,7 @@ def frame_from_counts(
         exclusive and NA when unbounded) and ``count``, one row per slot, in slot
         order, indexed by slot number.
     """
+    hist = Histogram.of(hist)
     n = hist.slots
     slots_a = np.asarray(slots, dtype=np.int64)
     counts_a = np.asarray(counts, dtype=np.uint64)
@@ -300,12 +222,14 @@ def frame_from_counts(
     return frame
 
 
-def histogram_frame(spec_or_hist: Any, df: pd.DataFrame, *, trim: bool = True) -> pd.DataFrame:
+def histogram_frame(
+    spec_or_hist: MapSpec | maptypes.HistogramScheme, df: pd.DataFrame, *, trim: bool = True
+) -> pd.DataFrame:
     """Build the histogram DataFrame from a histogram map's plain DataFrame.
 
     Parameters
     ----------
-    spec_or_hist : MapSpec or Histogram
+    spec_or_hist : MapSpec or HistogramScheme
         The map's spec (its key type names the scheme) or the scheme itself.
     df : DataFrame
         The map's plain snapshot: a ``key`` column (slot numbers) and either a
@@ -321,9 +245,14 @@ def histogram_frame(spec_or_hist: Any, df: pd.DataFrame, *, trim: bool = True) -
     """
     if set(COLUMNS) <= set(df.columns):  # already a histogram frame
         return df
-    hist = spec_or_hist if isinstance(spec_or_hist, Histogram) else histogram_of(spec_or_hist)
-    if hist is None:
-        raise BpfnbError(f"map {getattr(spec_or_hist, 'name', '?')!r} is not a histogram")
+    if isinstance(spec_or_hist, maptypes.HistogramScheme):
+        scheme: maptypes.HistogramScheme | None = spec_or_hist
+    else:
+        scheme = spec_or_hist.histogram
+        if scheme is None:
+            raise BpfnbError(f"map {spec_or_hist.name!r} is not a histogram")
+    assert scheme is not None
+    hist = Histogram.of(scheme)
     if "key" in df.columns:
         slots = df["key"].to_numpy(dtype=np.int64)
     else:

@@ -52,6 +52,7 @@ from bpfnb.codec import frames, histogram
 from bpfnb.codec.plan import Codec, codec_for, raw_codec
 from bpfnb.errors import BpfnbError, MapTypeError
 from bpfnb.kernel import bpf as syscall
+from bpfnb.object import maptypes
 from bpfnb.object.spec import MapSpec, ObjectSpec
 
 __all__ = [
@@ -145,6 +146,7 @@ class Map:
         self.obj = obj
         self.source = source
         self.name = spec.name
+        self.owner: Any = None  # the Program, set by it
         self._lock = threading.RLock()
 
     # -- description --------------------------------------------------------------------
@@ -153,6 +155,16 @@ class Map:
     def type_name(self) -> str:
         """The map type as the kernel names it (``hash``, ``percpu_array``...)."""
         return self.spec.type_name
+
+    @property
+    def kind(self) -> str:
+        """The map's kind (see :mod:`bpfnb.object.maptypes`)."""
+        return self.spec.kind
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The key columns of :meth:`df`."""
+        return [frames.role_name("key", c) for c in self.key_codec.column_names]
 
     @property
     def max_entries(self) -> int:
@@ -605,7 +617,7 @@ def map_for(fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str =
 
         return events.PerfEventArray(fd, spec, obj, source)
     cls = _CLASSES.get(spec.type, Map)
-    if histogram.is_histogram(spec):
+    if maptypes.is_histogram(spec.kind):
         if cls is ArrayMap:
             cls = HistogramMap
         elif cls is PerCpuArrayMap:

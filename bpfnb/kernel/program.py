@@ -76,6 +76,7 @@ class Program:
                 hidden[map_name] = fd
                 continue
             maps[map_name] = map_for(fd, map_spec, self.spec, source)
+            maps[map_name].owner = self
         self._maps = maps
         self._hidden_fds = hidden
         for m in maps.values():

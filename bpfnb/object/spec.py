@@ -18,50 +18,12 @@ Example
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpfnb.errors import BtfError
-from bpfnb.object import btf
+from bpfnb.object import btf, maptypes
 from bpfnb.object.elf import STT_FUNC, STT_OBJECT, ElfFile
-
-# The map types bpfnb knows by name (include/uapi/linux/bpf.h, enum bpf_map_type).
-MAP_TYPE_NAMES: dict[int, str] = {
-    0: "unspec",
-    1: "hash",
-    2: "array",
-    3: "prog_array",
-    4: "perf_event_array",
-    5: "percpu_hash",
-    6: "percpu_array",
-    7: "stack_trace",
-    8: "cgroup_array",
-    9: "lru_hash",
-    10: "lru_percpu_hash",
-    11: "lpm_trie",
-    12: "array_of_maps",
-    13: "hash_of_maps",
-    14: "devmap",
-    15: "sockmap",
-    16: "cpumap",
-    17: "xskmap",
-    18: "sockhash",
-    19: "cgroup_storage",
-    20: "reuseport_sockarray",
-    21: "percpu_cgroup_storage",
-    22: "queue",
-    23: "stack",
-    24: "sk_storage",
-    25: "devmap_hash",
-    26: "struct_ops",
-    27: "ringbuf",
-    28: "inode_storage",
-    29: "task_storage",
-    30: "bloom_filter",
-    31: "user_ringbuf",
-    32: "cgrp_storage",
-    33: "arena",
-}
 
 _GLOBAL_PREFIXES = (".rodata", ".data", ".bss")
 
@@ -75,7 +37,7 @@ class MapSpec:
     name : str
         The C variable name of the map.
     type : int
-        ``enum bpf_map_type`` value (see :data:`MAP_TYPE_NAMES`).
+        ``enum bpf_map_type`` value (see :mod:`bpfnb.object.maptypes`).
     key, value : btf.Type or None
         Key and value types when given with ``__type``; None with ``__uint(key_size..)``
         or for maps without keys/values (ring buffers).
@@ -85,6 +47,11 @@ class MapSpec:
         ``max_entries`` (0 when not given).
     flags : int
         ``map_flags``.
+    histogram : maptypes.HistogramScheme or None
+        The bucket scheme of a ``bpfnb/hist.h`` histogram.
+    kind : str
+        What every dispatch reads (see :func:`bpfnb.object.maptypes.kind_of`):
+        ``"hash"``, ``"percpu_array"``, ``"histogram"``, ``"ringbuf"``...
     """
 
     name: str
@@ -95,11 +62,21 @@ class MapSpec:
     value_size: int
     max_entries: int
     flags: int
+    histogram: maptypes.HistogramScheme | None = None
+    kind: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", maptypes.kind_of(self.type, self.histogram))
 
     @property
     def type_name(self) -> str:
-        """Short name of the map type, e.g. ``"percpu_hash"``."""
-        return MAP_TYPE_NAMES.get(self.type, f"type{self.type}")
+        """The kernel's name of the map type, e.g. ``"percpu_hash"``."""
+        return maptypes.type_name(self.type)
+
+    @property
+    def per_cpu(self) -> bool:
+        """Whether values hold one slot per possible CPU."""
+        return maptypes.is_per_cpu(self.kind)
 
 
 @dataclass(frozen=True)
@@ -185,7 +162,8 @@ def _parse_map(name: str, t: btf.Type) -> MapSpec:
                 f"map {name!r}: value_size {value_size} differs from sizeof({btf.c_name(value)})"
             )
         value_size = size
-    return MapSpec(name, map_type, key, value, key_size, value_size, max_entries, flags)
+    histogram = maptypes.histogram_scheme(name, map_type, key)
+    return MapSpec(name, map_type, key, value, key_size, value_size, max_entries, flags, histogram)
 
 
 class ObjectSpec:
@@ -300,21 +278,34 @@ class ObjectSpec:
         return out
 
     def find_type(self, name: str) -> btf.Type | None:
-        """Find a type by C name: ``"struct event"``, ``"union u"``, ``"enum e"`` or a typedef.
+        """Find a type of the object by C name (see :func:`find_type`)."""
+        return find_type(self.btf, name)
 
-        A bare name matches a typedef first, then a struct, union or enum of that name.
-        """
-        kinds: tuple[type[btf.Type], ...]
-        name = name.strip()
-        for prefix, cls in (("struct ", btf.Struct), ("union ", btf.Union), ("enum ", btf.Enum)):
-            if name.startswith(prefix):
-                return self.btf.by_name(name[len(prefix) :].strip(), cls)
-        kinds = (btf.Typedef, btf.Struct, btf.Union, btf.Enum, btf.Int, btf.Float)
-        for kind in kinds:
-            t = self.btf.by_name(name, kind)
-            if t is not None:
-                return t
-        return None
+
+def find_type(types: btf.Btf, name: str) -> btf.Type | None:
+    """Find a type by C name: ``"struct event"``, ``"union u"``, ``"enum e"`` or a bare name.
+
+    The one C-name -> BTF type lookup of bpfnb. Whitespace and ``const``/``volatile``
+    are ignored; a bare name matches a typedef first, then a struct, union, enum, int
+    or float of that name.
+    """
+    name = " ".join(w for w in name.split() if w not in ("const", "volatile"))
+    for prefix, cls in (("struct ", btf.Struct), ("union ", btf.Union), ("enum ", btf.Enum)):
+        if name.startswith(prefix):
+            return types.by_name(name[len(prefix) :].strip(), cls)
+    kinds: tuple[type[btf.Type], ...] = (
+        btf.Typedef,
+        btf.Struct,
+        btf.Union,
+        btf.Enum,
+        btf.Int,
+        btf.Float,
+    )
+    for kind in kinds:
+        t = types.by_name(name, kind)
+        if t is not None:
+            return t
+    return None
 
 
 def _symbol_offsets(elf: ElfFile, section: str) -> dict[str, int]:

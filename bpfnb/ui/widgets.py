@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from bpfnb.codec import histogram
+from bpfnb.object import maptypes
 
 try:  # ipywidgets is a dependency, but the static fallback must work without it
     import ipywidgets as _w
@@ -642,7 +643,7 @@ class HistogramChart(_View):
     def __init__(self, m: Any) -> None:
         super().__init__(f"{m.name} (histogram)")
         self.map = m
-        self._hist = histogram.histogram_of(m.spec)
+        self._hist = m.spec.histogram
         self._frame = pd.DataFrame(columns=list(histogram.COLUMNS))
 
     @property
@@ -805,7 +806,7 @@ def view_for(m: Any) -> _View:
     """Return the right view (histogram, event tail or table) for a map, unwrapped."""
     if _is_event_map(m):
         return EventTail(m)
-    if histogram.is_histogram(getattr(m, "spec", None)):
+    if maptypes.is_histogram(m.spec.kind):
         return HistogramChart(m)
     return LiveTable(m)
 
@@ -840,7 +841,7 @@ def live_table(m: Any, interval: float | None = None, *, top_n: int = DEFAULT_TO
     """
     if _is_event_map(m):
         return event_tail(m, interval=interval)
-    if histogram.is_histogram(getattr(m, "spec", None)):
+    if maptypes.is_histogram(m.spec.kind):
         return histogram_chart(m, interval=interval)
     view = LiveTable(m, top_n=top_n)
     widget = _wrap(view)

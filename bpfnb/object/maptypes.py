@@ -1,0 +1,220 @@
+"""The one table of BPF map types, and the *kind* every dispatch in bpfnb reads.
+
+Pure: no kernel. ``enum bpf_map_type`` (include/uapi/linux/bpf.h) is written here
+once, with what bpfnb needs to know about each type. :func:`kind_of` turns a map's
+type and key type into its *kind*: the kernel's name for the type (``"hash"``,
+``"percpu_array"``...), except that arrays keyed by a ``bpfnb/hist.h`` bucket typedef
+are ``"histogram"`` / ``"percpu_histogram"``. :class:`bpfnb.object.spec.MapSpec`
+computes the kind once; the map views, the program, the widgets and the dashboard all
+read ``spec.kind`` and the predicates below, never the raw type number.
+
+The histogram bucket scheme (:class:`HistogramScheme`) is read from the key's typedef
+names here too, because it decides the kind:
+
+* ``bpfnb_log2_bucket_t``: 65 log2 slots;
+* a typedef ``bpfnb_lhist__MIN_MAX_STEP`` of ``bpfnb_linear_bucket_t``: linear slots.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from bpfnb.errors import BtfError
+from bpfnb.object import btf
+
+
+@dataclass(frozen=True)
+class MapType:
+    """What bpfnb knows about one ``enum bpf_map_type`` value.
+
+    Attributes
+    ----------
+    id : int
+        The enum value.
+    name : str
+        The kernel's name (``BPF_MAP_TYPE_`` stripped, lower case), as bpftool prints it.
+    per_cpu : bool
+        Values hold one slot per possible CPU.
+    listable : bool
+        Keys can be listed with get-next-key / batch lookups.
+    """
+
+    id: int
+    name: str
+    per_cpu: bool = False
+    listable: bool = True
+
+
+_TYPES = (
+    MapType(0, "unspec", listable=False),
+    MapType(1, "hash"),
+    MapType(2, "array"),
+    MapType(3, "prog_array"),
+    MapType(4, "perf_event_array"),
+    MapType(5, "percpu_hash", per_cpu=True),
+    MapType(6, "percpu_array", per_cpu=True),
+    MapType(7, "stack_trace"),
+    MapType(8, "cgroup_array"),
+    MapType(9, "lru_hash"),
+    MapType(10, "lru_percpu_hash", per_cpu=True),
+    MapType(11, "lpm_trie"),
+    MapType(12, "array_of_maps"),
+    MapType(13, "hash_of_maps"),
+    MapType(14, "devmap"),
+    MapType(15, "sockmap"),
+    MapType(16, "cpumap"),
+    MapType(17, "xskmap"),
+    MapType(18, "sockhash"),
+    MapType(19, "cgroup_storage"),
+    MapType(20, "reuseport_sockarray"),
+    MapType(21, "percpu_cgroup_storage", per_cpu=True),
+    MapType(22, "queue", listable=False),
+    MapType(23, "stack", listable=False),
+    MapType(24, "sk_storage", listable=False),
+    MapType(25, "devmap_hash"),
+    MapType(26, "struct_ops", listable=False),
+    MapType(27, "ringbuf", listable=False),
+    MapType(28, "inode_storage", listable=False),
+    MapType(29, "task_storage", listable=False),
+    MapType(30, "bloom_filter", listable=False),
+    MapType(31, "user_ringbuf", listable=False),
+    MapType(32, "cgrp_storage", listable=False),
+    MapType(33, "arena", listable=False),
+)
+
+#: Every known map type by enum value.
+MAP_TYPES: dict[int, MapType] = {t.id: t for t in _TYPES}
+#: Enum value by kernel name (``"hash"`` -> 1).
+MAP_TYPE_IDS: dict[str, int] = {t.name: t.id for t in _TYPES}
+
+HASH = MAP_TYPE_IDS["hash"]
+ARRAY = MAP_TYPE_IDS["array"]
+PERF_EVENT_ARRAY = MAP_TYPE_IDS["perf_event_array"]
+PERCPU_HASH = MAP_TYPE_IDS["percpu_hash"]
+PERCPU_ARRAY = MAP_TYPE_IDS["percpu_array"]
+LRU_HASH = MAP_TYPE_IDS["lru_hash"]
+LRU_PERCPU_HASH = MAP_TYPE_IDS["lru_percpu_hash"]
+RINGBUF = MAP_TYPE_IDS["ringbuf"]
+
+#: Kinds whose keys and values are set and deleted from Python.
+WRITABLE_KINDS = frozenset(
+    {"hash", "lru_hash", "array", "percpu_hash", "percpu_array", "lru_percpu_hash"}
+    | {"histogram", "percpu_histogram"}
+)
+#: Kinds that stream events to a consumer instead of holding keys.
+EVENT_STREAM_KINDS = frozenset({"ringbuf", "perf_event_array"})
+#: Kinds shown as histograms.
+HISTOGRAM_KINDS = frozenset({"histogram", "percpu_histogram"})
+
+
+def type_name(map_type: int) -> str:
+    """The kernel's name of a map type (``"percpu_hash"``), ``"typeN"`` when unknown."""
+    known = MAP_TYPES.get(map_type)
+    return known.name if known is not None else f"type{map_type}"
+
+
+def is_per_cpu(kind: str) -> bool:
+    """Whether maps of this kind keep one value per possible CPU."""
+    if kind == "percpu_histogram":
+        return True
+    known = MAP_TYPE_IDS.get(kind)
+    return known is not None and MAP_TYPES[known].per_cpu
+
+
+def is_event_stream(kind: str) -> bool:
+    """Whether maps of this kind are event streams (ring buffer, perf event array)."""
+    return kind in EVENT_STREAM_KINDS
+
+
+def is_histogram(kind: str) -> bool:
+    """Whether maps of this kind are ``hist.h`` histograms."""
+    return kind in HISTOGRAM_KINDS
+
+
+def is_writable(kind: str) -> bool:
+    """Whether bpfnb writes keys and values of this kind from Python."""
+    return kind in WRITABLE_KINDS
+
+
+# --------------------------------------------------------------------------------------
+# Histograms (bpfnb/hist.h): the bucket scheme is named by the key's typedef
+# --------------------------------------------------------------------------------------
+
+LOG2_TYPEDEF = "bpfnb_log2_bucket_t"
+LINEAR_TYPEDEF = "bpfnb_linear_bucket_t"
+LOG2_SLOTS = 65
+_LINEAR_NAME = re.compile(r"^bpfnb_lhist__(?P<min>\w+?)_(?P<max>\w+?)_(?P<step>\w+)$")
+_INT_SUFFIX = re.compile(r"[uUlL]+$")
+
+
+class HistogramSpecError(BtfError):
+    """A histogram key type names bucket bounds bpfnb cannot read."""
+
+
+@dataclass(frozen=True)
+class HistogramScheme:
+    """The bucket scheme of a histogram map.
+
+    Attributes
+    ----------
+    kind : {"log2", "linear"}
+        The bucket scheme.
+    min, max, step : int
+        Linear bounds (0 for log2).
+    """
+
+    kind: Literal["log2", "linear"]
+    min: int = 0
+    max: int = 0
+    step: int = 0
+
+
+def _typedef_chain(t: btf.Type | None) -> list[str]:
+    """The typedef names along a chain of typedefs and qualifiers, outermost first."""
+    names: list[str] = []
+    while isinstance(t, btf.Qualifier):
+        if isinstance(t, btf.Typedef):
+            names.append(t.name)
+        t = t.target
+    return names
+
+
+def histogram_scheme(map_name: str, map_type: int, key: btf.Type | None) -> HistogramScheme | None:
+    """Return the bucket scheme of a map, or None when it is not a ``hist.h`` histogram.
+
+    Raises
+    ------
+    HistogramSpecError
+        The key names a linear histogram whose bounds cannot be read.
+    """
+    if map_type not in (ARRAY, PERCPU_ARRAY):
+        return None
+    names = _typedef_chain(key)
+    if LOG2_TYPEDEF in names:
+        return HistogramScheme("log2")
+    if LINEAR_TYPEDEF not in names:
+        return None
+    for name in names:
+        match = _LINEAR_NAME.match(name)
+        if match is None:
+            continue
+        try:
+            lo, hi, step = (int(_INT_SUFFIX.sub("", match[g]), 0) for g in ("min", "max", "step"))
+        except ValueError as exc:
+            raise HistogramSpecError(
+                f"map {map_name!r}: cannot read linear bounds from key type {name!r}"
+            ) from exc
+        return HistogramScheme("linear", lo, hi, step)
+    raise HistogramSpecError(
+        f"map {map_name!r}: key type {LINEAR_TYPEDEF} without bounds; "
+        "declare the map with BPFNB_LINEAR_HIST(name, min, max, step)"
+    )
+
+
+def kind_of(map_type: int, histogram: HistogramScheme | None = None) -> str:
+    """The kind of a map: its type's kernel name, or ``(percpu_)histogram``."""
+    if histogram is not None:
+        return "percpu_histogram" if map_type == PERCPU_ARRAY else "histogram"
+    return type_name(map_type)

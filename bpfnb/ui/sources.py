@@ -1,0 +1,147 @@
+"""What the UI reads from the kernel layer: small typed Protocols, nothing else.
+
+The UI never probes kernel objects with ``getattr``/``hasattr`` and never scans the
+program registry: a view is built for a source whose ``kind`` (computed once on the
+map's spec, see :mod:`bpfnb.object.maptypes`) says what it is, and a map knows the
+program that owns it (``owner``). The kernel classes satisfy these Protocols
+structurally; they do not import this module.
+
+================================  ===============================================
+Protocol                          satisfied by (``bpfnb.kernel``)
+================================  ===============================================
+:class:`ProgramSource`            ``Program``
+:class:`TableSource`              hash, array, per-CPU and other keyed map views
+:class:`HistogramSource`          ``hist.h`` histogram maps (kind ``*histogram``)
+:class:`EventSource`              ring buffers and perf event arrays
+================================  ===============================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+from bpfnb.object.spec import MapSpec
+
+
+@runtime_checkable
+class MapSource(Protocol):
+    """What every map view offers the UI."""
+
+    @property
+    def name(self) -> str:
+        """The C name of the map."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """The map's kind (``spec.kind``): ``"hash"``, ``"histogram"``, ``"ringbuf"``..."""
+        ...
+
+    @property
+    def spec(self) -> MapSpec:
+        """The map as declared in the object."""
+        ...
+
+    @property
+    def owner(self) -> ProgramSource | None:
+        """The program the map belongs to (None for a map opened on its own)."""
+        ...
+
+
+class TableSource(MapSource, Protocol):
+    """A map shown as a table: keys and values as DataFrame rows."""
+
+    @property
+    def per_cpu(self) -> bool:
+        """Whether values are kept per CPU (``df(per_cpu=True)`` gives CPU columns)."""
+        ...
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The names of the key columns of :meth:`df` (``["key"]`` for a scalar key)."""
+        ...
+
+    def df(self, per_cpu: bool = False) -> pd.DataFrame:
+        """A snapshot of the map."""
+        ...
+
+
+class HistogramSource(MapSource, Protocol):
+    """A histogram map: ``df()`` has ``bucket``, ``low``, ``high``, ``count``."""
+
+    def df(self, per_cpu: bool = False) -> pd.DataFrame:
+        """The histogram's non-empty range of buckets."""
+        ...
+
+
+class EventSource(MapSource, Protocol):
+    """An event stream (ring buffer, perf event array)."""
+
+    @property
+    def received(self) -> int:
+        """Events received since the program loaded."""
+        ...
+
+    @property
+    def lost(self) -> int:
+        """Events the kernel could not deliver (counted in the kernel)."""
+        ...
+
+    def tail(self, n: int = 20) -> pd.DataFrame:
+        """The newest ``n`` events."""
+        ...
+
+    def df(self) -> pd.DataFrame:
+        """Every event kept in memory."""
+        ...
+
+
+class ProgramSource(Protocol):
+    """What the dashboard reads from and does to a program."""
+
+    @property
+    def name(self) -> str:
+        """The name the program was loaded under."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether the program was closed (nothing left in the kernel)."""
+        ...
+
+    @property
+    def attached(self) -> bool:
+        """Whether any of its programs is attached."""
+        ...
+
+    @property
+    def attach_points(self) -> list[str]:
+        """SEC() names of the attached programs."""
+        ...
+
+    @property
+    def maps(self) -> Mapping[str, Any]:
+        """The user's maps by C name (each a :class:`MapSource` of some kind)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Kernel run statistics: ``run_cnt``, ``run_time_ns`` and ``programs``."""
+        ...
+
+    def detach(self) -> None:
+        """Detach every program (maps stay readable)."""
+        ...
+
+    def close(self) -> None:
+        """Detach and unload everything."""
+        ...
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the program closes."""
+        ...
+
+
+__all__ = ["EventSource", "HistogramSource", "MapSource", "ProgramSource", "TableSource"]
