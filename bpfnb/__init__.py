@@ -55,6 +55,22 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bpfnb' has no attribute {name!r}")
 
 
+def _live_view(source: Any, interval: float | None = None) -> Any:
+    """Build a live view with the UI layer, imported on first use."""
+    from bpfnb.ui import widgets
+
+    return widgets.live_view(source, interval=interval)
+
+
+def _register_live_hook() -> None:
+    from bpfnb.kernel import views
+
+    views.set_live_hook(_live_view)
+
+
+_register_live_hook()
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext bpfnb``)."""
     from bpfnb.ui.magics import load_ipython_extension as _load

@@ -52,6 +52,7 @@ from bpfnb.codec import frames, histogram
 from bpfnb.codec.plan import Codec, codec_for, raw_codec
 from bpfnb.errors import BpfnbError, MapTypeError
 from bpfnb.kernel import bpf as syscall
+from bpfnb.kernel import views
 from bpfnb.object import maptypes
 from bpfnb.object.spec import MapSpec, ObjectSpec
 
@@ -281,10 +282,8 @@ class Map:
         return out
 
     def live(self, interval: float | None = None) -> Any:
-        """Show the map as a table that refreshes every ``interval`` seconds (ipywidgets)."""
-        from bpfnb.ui import widgets
-
-        return widgets.live_table(self, interval=interval)
+        """Show the map as a view that refreshes every ``interval`` seconds (ipywidgets)."""
+        return views.live(self, interval)
 
     @property
     def fd(self) -> int:

@@ -48,6 +48,7 @@ from bpfnb.codec import streamparse as ringbuf
 from bpfnb.codec.plan import Codec, codec_for
 from bpfnb.errors import BpfnbError, EventTypeError, KernelFeatureError
 from bpfnb.kernel import bpf as syscall
+from bpfnb.kernel import views
 from bpfnb.kernel.maps import Map
 from bpfnb.object import btf
 from bpfnb.object.spec import MapSpec, ObjectSpec
@@ -537,12 +538,7 @@ class EventMap(Map):
 
     def live(self, interval: float | None = None) -> Any:
         """Show the newest events, refreshing every ``interval`` seconds (ipywidgets)."""
-        from bpfnb.ui import widgets
-
-        tail = getattr(widgets, "event_tail", None)
-        if tail is not None:
-            return tail(self, interval=interval)
-        return widgets.live_table(self, interval=interval)
+        return views.live(self, interval)
 
     # Map's key/value protocol does not apply to event streams.
     def __getitem__(self, key: Any) -> Any:

@@ -849,6 +849,13 @@ def live_table(m: Any, interval: float | None = None, *, top_n: int = DEFAULT_TO
     return widget
 
 
+def live_view(source: Any, interval: float | None = None) -> Any:
+    """The live view of any map (what ``Map.live()`` shows)."""
+    if _is_event_map(source):
+        return event_tail(source, interval=interval)
+    return live_table(source, interval=interval)
+
+
 def event_tail(ring: Any, interval: float | None = None, *, rows: int = DEFAULT_TAIL_ROWS) -> Any:
     """Show the newest events of a ring buffer, with received, events/s and lost counts."""
     view = EventTail(ring, rows=rows)
