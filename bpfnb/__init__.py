@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bpfnb.errors import (
     AttachError,
     BpfnbError,
+    ClosedError,
     CompileError,
     EventTypeError,
     KernelFeatureError,
@@ -19,17 +20,21 @@ from bpfnb.errors import (
     MapTypeError,
     PrivilegeError,
     ToolMissingError,
+    UnsupportedOperationError,
     VerifierError,
 )
 
 if TYPE_CHECKING:  # the kernel layer is imported on first use, keeping the pure core light
-    from bpfnb.kernel.program import Program, close_all, load, programs
+    from bpfnb.kernel.program import Program
+    from bpfnb.kernel.session import close_all, programs
+    from bpfnb.pipeline import load
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AttachError",
     "BpfnbError",
+    "ClosedError",
     "CompileError",
     "EventTypeError",
     "KernelFeatureError",
@@ -38,6 +43,7 @@ __all__ = [
     "PrivilegeError",
     "Program",
     "ToolMissingError",
+    "UnsupportedOperationError",
     "VerifierError",
     "close_all",
     "load",
@@ -48,10 +54,18 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Program", "load", "programs", "close_all"):
-        from bpfnb.kernel import program
+    if name == "Program":
+        from bpfnb.kernel.program import Program
 
-        return getattr(program, name)
+        return Program
+    if name in ("programs", "close_all"):
+        from bpfnb.kernel import session
+
+        return getattr(session, name)
+    if name == "load":
+        from bpfnb.pipeline import load
+
+        return load
     raise AttributeError(f"module 'bpfnb' has no attribute {name!r}")
 
 
@@ -63,9 +77,9 @@ def _live_view(source: Any, interval: float | None = None) -> Any:
 
 
 def _register_live_hook() -> None:
-    from bpfnb.kernel import views
+    from bpfnb.kernel import live
 
-    views.set_live_hook(_live_view)
+    live.set_live_hook(_live_view)
 
 
 _register_live_hook()

@@ -120,3 +120,86 @@ class EventTypeError(BpfnbError):
 
 class BtfError(BpfnbError):
     """The BTF or ELF data of an object could not be parsed."""
+
+
+class ClosedError(BpfnbError):
+    """A map, stream or global of a program that was closed (stopped or replaced).
+
+    Its file descriptor is no longer ours: the number may already belong to something
+    else, so nothing reads through it again.
+    """
+
+
+class UnsupportedOperationError(BpfnbError, TypeError):
+    """An operation the map's kind does not have (e.g. ``items()`` on a ring buffer).
+
+    The message names what that kind of map supports.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# bpf(2) failures (raised by bpfnb.kernel.bpf)
+
+ENOTSUPP = 524  # kernel-internal "operation not supported", leaks out of bpf(2)
+
+
+class BpfSyscallError(BpfnbError, OSError):
+    """bpf(2) failed; ``errno`` is set and the message names the command.
+
+    Attributes
+    ----------
+    command : str
+        The bpf command, e.g. ``BPF_MAP_UPDATE_ELEM``.
+    what : str
+        What it was applied to (``map 'counts'``).
+    """
+
+    def __init__(self, err: int, command: str, what: str = "") -> None:
+        import errno as _errno
+        import os as _os
+
+        name = _errno.errorcode.get(err, f"errno {err}")
+        if err == ENOTSUPP:
+            name, text = "ENOTSUPP", "Operation not supported"
+        else:
+            text = _os.strerror(err)
+        where = f" on {what}" if what else ""
+        OSError.__init__(self, err, f"bpf({command}){where} failed: {name} ({text})")
+        self.command = command
+        self.what = what
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class MapFullError(BpfSyscallError):
+    """An update could not add a key: the map holds ``max_entries`` keys (E2BIG/ENOSPC)."""
+
+
+class KeyExistsError(BpfSyscallError):
+    """``BPF_NOEXIST`` update of a key that is already in the map (EEXIST)."""
+
+
+class BpfPermissionError(BpfSyscallError, PrivilegeError):
+    """bpf(2) refused for lack of privilege (EPERM/EACCES): run as root or with CAP_BPF."""
+
+
+class BpfInvalidError(BpfSyscallError):
+    """The kernel rejected the arguments (EINVAL): wrong sizes, flags or map type."""
+
+
+class BpfNotSupportedError(BpfSyscallError, KernelFeatureError):
+    """The kernel has no such operation for this map type (ENOTSUPP/EOPNOTSUPP)."""
+
+
+class BpfKeyError(KeyError):
+    """No such key in the map (ENOENT from a lookup, delete or update with BPF_EXIST)."""
+
+    def __init__(self, key: object, what: str = "") -> None:
+        super().__init__(key)
+        self.key = key
+        self.what = what
+
+    def __str__(self) -> str:
+        where = f" in {self.what}" if self.what else ""
+        return f"no key {self.key!r}{where}"

@@ -121,6 +121,21 @@ def test_ring_buffer_exact_events(clean_kernel: tuple[int, int, int]) -> None:
             _wait_for(other, n)
             assert other.event_type == "u64"
             assert other.df()["value"].tolist() == [w.pid] * n
+            # an event stream has no keys: each keyed-map operation says what it supports
+            assert len(events) == n
+            for operation in (
+                lambda: events.items(),
+                lambda: events.values(),
+                lambda: events.keys(),
+                lambda: events.get(1),
+                lambda: 1 in events,
+                lambda: events[0],
+                lambda: list(events),
+            ):
+                with pytest.raises(bpfnb.UnsupportedOperationError) as info:
+                    operation()
+                assert "ring buffer 'events' is an event stream" in str(info.value)
+                assert "It supports df(), tail(n), len()" in str(info.value)
 
 
 def test_small_ring_paused_counts_every_lost_event(clean_kernel: tuple[int, int, int]) -> None:

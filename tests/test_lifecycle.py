@@ -205,6 +205,21 @@ def test_maps_of_a_closed_program_refuse_reads(clean_kernel: object, workload: W
         _ = counts[workload.pid]
 
 
+def test_globals_of_a_closed_program_refuse_reads(clean_kernel: object, workload: Workload) -> None:
+    source = GETPID_COUNTER + "u64 extra = 7;\nconst volatile u32 limit = 3;\n"
+    prog = bpfnb.load(source, name="globgone")
+    g = prog.globals
+    assert g["extra"] == 7 and g["limit"] == 3
+    prog.close()
+    for name in ("extra", "limit"):
+        with pytest.raises(bpfnb.ClosedError, match="is closed: its program was stopped"):
+            _ = g[name]
+    with pytest.raises(bpfnb.ClosedError, match="closed"):
+        g["extra"] = 1
+    with pytest.raises(bpfnb.ClosedError, match="program 'globgone' is closed"):
+        _ = prog.globals
+
+
 def test_interpreter_exit_leaves_nothing_loaded(kernel: None, tmp_path: Path) -> None:
     script = (
         "import sys, bpfnb\n"

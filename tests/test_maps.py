@@ -10,7 +10,6 @@ errors without any program.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +18,10 @@ import pandas as pd
 import pytest
 
 import bpfnb
-from bpfnb.errors import MapTypeError
+from bpfnb.errors import MapFullError, MapTypeError
 from bpfnb.kernel import bpf as syscall
+from bpfnb.kernel import cpus
+from bpfnb.kernel.fd import OwnedFd
 from bpfnb.kernel.maps import (
     ArrayIndexError,
     ArrayMap,
@@ -30,8 +31,9 @@ from bpfnb.kernel.maps import (
     Map,
     PerCpuArrayMap,
     PerCpuHashMap,
-    map_for,
 )
+from bpfnb.kernel.views import map_for
+from bpfnb.object import maptypes
 from bpfnb.object.spec import MapSpec
 
 from conftest import bpf_object_counts, require_kernel, wait_for_counts
@@ -157,7 +159,7 @@ def test_hash_counts_syscalls_exactly(traced: tuple[bpfnb.Program, Workload]) ->
 def test_per_cpu_array_sums_to_n(traced: tuple[bpfnb.Program, Workload]) -> None:
     prog, _ = traced
     pcpu = prog.pcpu
-    ncpu = syscall.possible_cpus()
+    ncpu = cpus.possible_cpus()
     per_cpu = pcpu[0]
     assert isinstance(per_cpu, list) and len(per_cpu) == ncpu
     assert sum(per_cpu) == N_GETPID
@@ -190,7 +192,7 @@ def test_per_cpu_hashes(traced: tuple[bpfnb.Program, Workload], name: str) -> No
 def test_per_cpu_writes_from_python(traced: tuple[bpfnb.Program, Workload]) -> None:
     prog, _ = traced
     m = prog.pcpu_hash
-    ncpu = syscall.possible_cpus()
+    ncpu = cpus.possible_cpus()
     m[7] = [10 * (i + 1) for i in range(ncpu)]  # one value per CPU
     assert m[7] == [10 * (i + 1) for i in range(ncpu)]
     assert m.sum(7) == 10 * ncpu * (ncpu + 1) // 2
@@ -286,15 +288,15 @@ def _spec(name: str, map_type: int, key_size: int, value_size: int, max_entries:
 
 def test_lru_hash_at_capacity_evicts(clean_kernel: tuple[int, int, int]) -> None:
     cap = 32
-    fd = syscall.map_create(syscall.MapType.LRU_HASH, 4, 8, cap, name="lru")
-    hfd = syscall.map_create(syscall.MapType.HASH, 4, 8, cap, name="full")
+    fd = OwnedFd(syscall.map_create(maptypes.LRU_HASH, 4, 8, cap, name="lru"), "lru")
+    hfd = OwnedFd(syscall.map_create(maptypes.HASH, 4, 8, cap, name="full"), "full")
     try:
-        lru = map_for(fd, _spec("lru", syscall.MapType.LRU_HASH, 4, 8, cap))
-        full = map_for(hfd, _spec("full", syscall.MapType.HASH, 4, 8, cap))
+        lru = map_for(fd, _spec("lru", maptypes.LRU_HASH, 4, 8, cap))
+        full = map_for(hfd, _spec("full", maptypes.HASH, 4, 8, cap))
         assert isinstance(lru, LruHashMap) and isinstance(full, HashMap)
         for i in range(cap):
             full[i] = i
-        with pytest.raises(syscall.MapFullError, match="E2BIG"):
+        with pytest.raises(MapFullError, match="E2BIG"):
             full[cap] = cap
         for i in range(4 * cap):
             lru[i] = i  # never fails: old keys are evicted
@@ -303,14 +305,14 @@ def test_lru_hash_at_capacity_evicts(clean_kernel: tuple[int, int, int]) -> None
         full.clear()
         assert len(full) == 0
     finally:
-        os.close(fd)
-        os.close(hfd)
+        fd.close()
+        hfd.close()
 
 
 def test_array_del_and_clear_zero(clean_kernel: tuple[int, int, int]) -> None:
-    fd = syscall.map_create(syscall.MapType.ARRAY, 4, 8, 4, name="arr")
+    fd = OwnedFd(syscall.map_create(maptypes.ARRAY, 4, 8, 4, name="arr"), "arr")
     try:
-        arr = map_for(fd, _spec("arr", syscall.MapType.ARRAY, 4, 8, 4))
+        arr = map_for(fd, _spec("arr", maptypes.ARRAY, 4, 8, 4))
         assert isinstance(arr, ArrayMap) and len(arr) == 4
         arr[1] = 5
         assert arr[1] == (5).to_bytes(8, "little")
@@ -320,17 +322,18 @@ def test_array_del_and_clear_zero(clean_kernel: tuple[int, int, int]) -> None:
         arr.clear()
         assert list(arr.values()) == [bytes(8)] * 4
     finally:
-        os.close(fd)
+        fd.close()
 
 
 def test_unknown_type_is_read_only_map(clean_kernel: tuple[int, int, int]) -> None:
-    fd = syscall.map_create(syscall.MapType.STACK_TRACE, 4, 8 * 127, 8, name="stacks")
+    stack_trace = maptypes.MAP_TYPE_IDS["stack_trace"]
+    fd = OwnedFd(syscall.map_create(stack_trace, 4, 8 * 127, 8, name="stacks"), "stacks")
     try:
-        m = map_for(fd, _spec("stacks", syscall.MapType.STACK_TRACE, 4, 8 * 127, 8))
+        m = map_for(fd, _spec("stacks", stack_trace, 4, 8 * 127, 8))
         assert type(m) is Map
         assert len(m) == 0 and len(m.df()) == 0 and list(m) == []
     finally:
-        os.close(fd)
+        fd.close()
 
 
 SHORTHANDS = r"""

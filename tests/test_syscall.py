@@ -14,8 +14,12 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from bpfnb import errors
 from bpfnb.errors import BpfnbError, PrivilegeError
 from bpfnb.kernel import bpf as syscall
+from bpfnb.kernel import cpus
+from bpfnb.kernel.bpf_abi import BPF_EXIST, BPF_NOEXIST
+from bpfnb.object.maptypes import MAP_TYPE_IDS as T
 
 
 @contextmanager
@@ -42,7 +46,7 @@ def u64(n: int) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("text", "cpus"),
+    ("text", "expected"),
     [
         ("0", [0]),
         ("0-1\n", [0, 1]),
@@ -51,57 +55,57 @@ def u64(n: int) -> bytes:
         ("", []),
     ],
 )
-def test_parse_cpu_list(text: str, cpus: list[int]) -> None:
-    assert syscall.parse_cpu_list(text) == cpus
+def test_parse_cpu_list(text: str, expected: list[int]) -> None:
+    assert cpus.parse_cpu_list(text) == expected
 
 
 def test_possible_cpus_matches_sysfs() -> None:
     with open("/sys/devices/system/cpu/possible") as f:
-        expected = syscall.parse_cpu_list(f.read())
-    assert syscall.possible_cpus() == len(expected)
-    assert list(syscall.possible_cpu_ids()) == expected
+        expected = cpus.parse_cpu_list(f.read())
+    assert cpus.possible_cpus() == len(expected)
+    assert list(cpus.possible_cpu_ids()) == expected
 
 
 @pytest.mark.parametrize(("size", "slot"), [(1, 8), (4, 8), (8, 8), (9, 16), (16, 16), (20, 24)])
 def test_value_slot_size(size: int, slot: int) -> None:
-    assert syscall.value_slot_size(size) == slot
+    assert cpus.value_slot_size(size) == slot
 
 
 def test_value_buffer_size_per_cpu() -> None:
-    n = syscall.possible_cpus()
-    assert syscall.value_buffer_size(syscall.MapType.PERCPU_HASH, 4) == 8 * n
-    assert syscall.value_buffer_size(syscall.MapType.LRU_PERCPU_HASH, 12) == 16 * n
-    assert syscall.value_buffer_size(syscall.MapType.HASH, 12) == 12
+    n = cpus.possible_cpus()
+    assert cpus.value_buffer_size(True, 4) == 8 * n
+    assert cpus.value_buffer_size(True, 12) == 16 * n
+    assert cpus.value_buffer_size(False, 12) == 12
 
 
 def test_errors_are_oserrors_and_bpfnb_errors() -> None:
-    e = syscall.MapFullError(errno.E2BIG, "BPF_MAP_UPDATE_ELEM", "map 'x'")
+    e = errors.MapFullError(errno.E2BIG, "BPF_MAP_UPDATE_ELEM", "map 'x'")
     assert isinstance(e, OSError) and isinstance(e, BpfnbError)
     assert e.errno == errno.E2BIG
     assert str(e) == "bpf(BPF_MAP_UPDATE_ELEM) on map 'x' failed: E2BIG (Argument list too long)"
-    assert isinstance(syscall.BpfPermissionError(errno.EPERM, "BPF_MAP_CREATE"), PrivilegeError)
-    assert issubclass(syscall.BpfKeyError, KeyError)
+    assert isinstance(errors.BpfPermissionError(errno.EPERM, "BPF_MAP_CREATE"), PrivilegeError)
+    assert issubclass(errors.BpfKeyError, KeyError)
 
 
 # -- kernel ----------------------------------------------------------------------------
 
 
 def test_elem_ops_and_errors(clean_kernel: tuple[int, int, int]) -> None:
-    with new_map(syscall.MapType.HASH, 4, 8, 4, name="elems") as fd:
+    with new_map(T["hash"], 4, 8, 4, name="elems") as fd:
         syscall.map_update(fd, u32(1), u64(-5))
         assert syscall.map_lookup(fd, u32(1), 8) == u64(-5)
         with pytest.raises(KeyError):
             syscall.map_lookup(fd, u32(2), 8)
-        with pytest.raises(syscall.KeyExistsError, match=r"BPF_MAP_UPDATE_ELEM.*EEXIST"):
-            syscall.map_update(fd, u32(1), u64(0), syscall.BPF_NOEXIST)
+        with pytest.raises(errors.KeyExistsError, match=r"BPF_MAP_UPDATE_ELEM.*EEXIST"):
+            syscall.map_update(fd, u32(1), u64(0), BPF_NOEXIST)
         with pytest.raises(KeyError):
-            syscall.map_update(fd, u32(9), u64(0), syscall.BPF_EXIST)
+            syscall.map_update(fd, u32(9), u64(0), BPF_EXIST)
         for k in (2, 3, 4):
             syscall.map_update(fd, u32(k), u64(k))
-        with pytest.raises(syscall.MapFullError, match="E2BIG") as full:
+        with pytest.raises(errors.MapFullError, match="E2BIG") as full:
             syscall.map_update(fd, u32(5), u64(5))
         assert full.value.errno == errno.E2BIG
-        with pytest.raises(syscall.BpfInvalidError, match="BPF_MAP_LOOKUP_ELEM"):
+        with pytest.raises(errors.BpfInvalidError, match="BPF_MAP_LOOKUP_ELEM"):
             syscall.map_lookup(fd, u32(1), 8, flags=0xFF00)
         syscall.map_delete(fd, u32(1))
         with pytest.raises(KeyError):
@@ -112,7 +116,7 @@ def test_elem_ops_and_errors(clean_kernel: tuple[int, int, int]) -> None:
 
 
 def test_map_info_and_ids(clean_kernel: tuple[int, int, int]) -> None:
-    with new_map(syscall.MapType.LRU_HASH, 8, 24, 77, name="info_test") as fd:
+    with new_map(T["lru_hash"], 8, 24, 77, name="info_test") as fd:
         info = syscall.map_info(fd)
         assert (info.type, info.key_size, info.value_size, info.max_entries) == (9, 8, 24, 77)
         assert info.name == "info_test" and info.type_name == "lru_hash"
@@ -128,7 +132,7 @@ def test_map_info_and_ids(clean_kernel: tuple[int, int, int]) -> None:
 
 def test_batch_read_equals_fallback(clean_kernel: tuple[int, int, int]) -> None:
     n = 5000
-    with new_map(syscall.MapType.HASH, 4, 16, n) as fd:
+    with new_map(T["hash"], 4, 16, n) as fd:
         keys = np.arange(n, dtype=np.uint32) * 7
         values = np.stack([keys.astype(np.uint64), -keys.astype(np.int64).view(np.uint64)], 1)
         assert syscall.map_update_batch(fd, keys, values) == n
@@ -156,32 +160,32 @@ def test_batch_read_equals_fallback(clean_kernel: tuple[int, int, int]) -> None:
 
 
 def test_empty_and_array_batches(clean_kernel: tuple[int, int, int]) -> None:
-    with new_map(syscall.MapType.HASH, 4, 8, 16) as fd:
+    with new_map(T["hash"], 4, 8, 16) as fd:
         assert len(syscall.map_lookup_batch(fd, 4, 8, 16)) == 0
-    with new_map(syscall.MapType.ARRAY, 4, 4, 10) as fd:
+    with new_map(T["array"], 4, 4, 10) as fd:
         syscall.map_update(fd, u32(3), u32(33))
         b = syscall.map_lookup_batch(fd, 4, 4, 10)
         assert b.keys.reshape(-1).view(np.uint32).tolist() == list(range(10))
         assert b.values.reshape(-1).view(np.uint32).tolist() == [0, 0, 0, 33] + [0] * 6
-        with pytest.raises(syscall.MapFullError):
+        with pytest.raises(errors.MapFullError):
             syscall.map_update(fd, u32(10), u32(1))
-        with pytest.raises(syscall.BpfInvalidError):
+        with pytest.raises(errors.BpfInvalidError):
             syscall.map_delete(fd, u32(3))
 
 
 def test_batch_unsupported_falls_back(clean_kernel: tuple[int, int, int]) -> None:
     # Stack trace maps have no batch operations: the read walks keys instead.
-    with new_map(syscall.MapType.STACK_TRACE, 4, 8 * 127, 16) as fd:
+    with new_map(T["stack_trace"], 4, 8 * 127, 16) as fd:
         b = syscall.map_lookup_batch(fd, 4, 8 * 127, 16)
         assert not b.batched and len(b) == 0
-        with pytest.raises(syscall.BpfNotSupportedError, match=r"BPF_MAP_LOOKUP_BATCH.*ENOTSUPP"):
+        with pytest.raises(errors.BpfNotSupportedError, match=r"BPF_MAP_LOOKUP_BATCH.*ENOTSUPP"):
             syscall.map_lookup_batch(fd, 4, 8 * 127, 16, fallback=False)
 
 
 def test_per_cpu_values_use_8_byte_slots(clean_kernel: tuple[int, int, int]) -> None:
-    ncpu = syscall.possible_cpus()
-    vbytes = syscall.value_buffer_size(syscall.MapType.PERCPU_HASH, 4)
-    with new_map(syscall.MapType.PERCPU_HASH, 4, 4, 8) as fd:
+    ncpu = cpus.possible_cpus()
+    vbytes = cpus.value_buffer_size(True, 4)
+    with new_map(T["percpu_hash"], 4, 4, 8) as fd:
         value = b"".join(u32(100 + i) + b"\0" * 4 for i in range(ncpu))
         syscall.map_update(fd, u32(1), value)
         assert syscall.map_lookup(fd, u32(1), vbytes) == value
@@ -191,8 +195,8 @@ def test_per_cpu_values_use_8_byte_slots(clean_kernel: tuple[int, int, int]) -> 
 
 
 def test_map_create_errors(clean_kernel: tuple[int, int, int]) -> None:
-    with pytest.raises(syscall.BpfInvalidError, match="BPF_MAP_CREATE"):
-        syscall.map_create(syscall.MapType.HASH, 0, 8, 4, name="bad")
+    with pytest.raises(errors.BpfInvalidError, match="BPF_MAP_CREATE"):
+        syscall.map_create(T["hash"], 0, 8, 4, name="bad")
 
 
 def test_enable_stats_fd(clean_kernel: tuple[int, int, int]) -> None:

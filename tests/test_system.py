@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from bpfnb.kernel import system
+from bpfnb.object import sections
+
+from programs import GETPID_COUNTER
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,8 +69,44 @@ def test_unprivileged_user_gets_privilege_error_before_compiling(
 
 
 def test_kprobe_sections_are_recognised() -> None:
-    assert system.section_needs_kprobes("kprobe/do_sys_openat2")
-    assert system.section_needs_kprobes("kretprobe/vfs_read")
-    assert system.section_needs_kprobes("ksyscall/openat")
-    assert not system.section_needs_kprobes("tracepoint/syscalls/sys_enter_openat")
-    assert not system.section_needs_kprobes("fentry/do_sys_openat2")
+    assert sections.needs("kprobe/do_sys_openat2") == "kprobes"
+    assert sections.needs("kretprobe/vfs_read") == "kprobes"
+    assert sections.needs("ksyscall/openat") == "kprobes"
+    assert sections.needs("tracepoint/syscalls/sys_enter_openat") == "tracefs"
+    assert sections.needs("fentry/do_sys_openat2") == "trampoline"
+    assert sections.attach_kind("tp/sched/sched_switch") == "tracepoint"
+    assert sections.attach_kind("tp/sched") is None
+    assert sections.attach_kind("uprobe") is None
+    assert sections.attach_kind("perf_event") is None
+    assert sections.hook_of("tracepoint/sched/sched_switch") == "sched_switch"
+    assert sections.hook_of("tp_btf/sched_switch") == sections.hook_of("raw_tp/sched_switch")
+
+
+def test_compile_only_needs_no_privileges(kernel: None) -> None:
+    """``%%bpf NAME --compile-only`` works for a user without BPF privileges."""
+    with tempfile.TemporaryDirectory(prefix="bpfnb-nobody-") as tmp:
+        _compile_only_as_nobody(Path(tmp))
+
+
+def _compile_only_as_nobody(tmp_path: Path) -> None:
+    if not Path("/usr/bin/setpriv").exists():
+        pytest.fail("setpriv (util-linux) is missing")
+    cell = "%%bpf cc --compile-only\n" + GETPID_COUNTER
+    script = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "assert ip.run_cell('%load_ext bpfnb').success\n"
+        f"result = ip.run_cell({cell!r})\n"
+        "print('RESULT:', result.success, repr(result.error_in_exec))\n"
+    )
+    env = dict(os.environ, BPFNB_CACHE_DIR=str(tmp_path / "cache"), HOME=str(tmp_path))
+    os.chmod(tmp_path, 0o777)
+    run = subprocess.run(
+        ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         "--inh-caps=-all", sys.executable, "-c", script],
+        capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120,
+    )  # fmt: skip
+    assert "RESULT: True None" in run.stdout, run.stdout + run.stderr
+    assert "cc: compiled in" in run.stdout and "on_getpid [tracepoint/syscalls" in run.stdout
+    objects = list((tmp_path / "cache").rglob("*.o"))
+    assert objects and all(o.stat().st_uid == 65534 for o in objects)

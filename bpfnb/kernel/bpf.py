@@ -1,230 +1,51 @@
 """bpf(2) through ctypes: map create/lookup/update/delete, batch reads, object info, ids.
 
-This is the kernel layer's direct line to the kernel (besides the loader, which goes
-through pylibbpf). Every function takes plain file descriptors and byte buffers and
-returns bytes, numpy arrays or small dataclasses; decoding into Python values is the
-job of :mod:`bpfnb.maps` and :mod:`bpfnb.dtypes`.
+The kernel layer's direct line to the kernel for maps and object information (the
+loader goes through libbpf). Every function takes a plain fd number (the caller gets
+it from its :class:`~bpfnb.kernel.fd.OwnedFd` right before the call) and byte
+buffers, and returns bytes, numpy arrays or small dataclasses; decoding into Python
+values is the job of :mod:`bpfnb.kernel.maps` and :mod:`bpfnb.codec`. The ABI
+(command numbers, ``bpf_attr`` layouts) is in :mod:`bpfnb.kernel.bpf_abi`.
 
-Errors from the kernel become precise exceptions:
+Errors from the kernel become precise exceptions (all in :mod:`bpfnb.errors`):
 
 * ``ENOENT`` on a lookup or delete of a key is a :class:`KeyError`
-  (:class:`BpfKeyError`), exactly as for a Python mapping.
-* ``E2BIG`` / ``ENOSPC`` on an update is a :class:`MapFullError`.
-* ``EEXIST`` with ``BPF_NOEXIST`` is a :class:`KeyExistsError`.
-* ``EPERM`` / ``EACCES`` is a :class:`BpfPermissionError` (also a
+  (:class:`~bpfnb.errors.BpfKeyError`), exactly as for a Python mapping.
+* ``E2BIG`` / ``ENOSPC`` on an update is a :class:`~bpfnb.errors.MapFullError`.
+* ``EEXIST`` with ``BPF_NOEXIST`` is a :class:`~bpfnb.errors.KeyExistsError`.
+* ``EPERM`` / ``EACCES`` is a :class:`~bpfnb.errors.BpfPermissionError` (also a
   :class:`~bpfnb.errors.PrivilegeError`).
-* ``EINVAL`` is a :class:`BpfInvalidError`.
-* ``ENOTSUPP`` / ``EOPNOTSUPP`` is a :class:`BpfNotSupportedError` (also a
-  :class:`~bpfnb.errors.KernelFeatureError`).
-* anything else is a :class:`BpfSyscallError`.
+* ``EINVAL`` is a :class:`~bpfnb.errors.BpfInvalidError`.
+* ``ENOTSUPP`` / ``EOPNOTSUPP`` is a :class:`~bpfnb.errors.BpfNotSupportedError` (also
+  a :class:`~bpfnb.errors.KernelFeatureError`).
+* anything else is a :class:`~bpfnb.errors.BpfSyscallError`.
 
 Every one of them is an :class:`OSError` with ``errno`` set and names the bpf command
 (``BPF_MAP_UPDATE_ELEM``...) in its message.
-
-Per-CPU maps: the kernel exchanges one value slot per *possible* CPU, each slot rounded
-up to 8 bytes (see :func:`value_slot_size` and :func:`possible_cpus`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import enum
 import errno
-import os
 import platform
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from bpfnb.errors import BpfnbError, KernelFeatureError, PrivilegeError
-
-# --------------------------------------------------------------------------------------
-# constants
-
-#: bpf(2) syscall number per machine (uname -m).
-SYSCALL_NUMBERS: dict[str, int] = {
-    "x86_64": 321,
-    "aarch64": 280,
-    "arm64": 280,
-    "riscv64": 280,
-    "loongarch64": 280,
-    "ppc64le": 361,
-    "s390x": 351,
-    "i686": 357,
-    "i386": 357,
-    "armv7l": 386,
-}
-
-ENOTSUPP = 524  # kernel-internal "operation not supported", leaks out of bpf(2)
-
-
-class Cmd(enum.IntEnum):
-    """bpf(2) commands (``enum bpf_cmd``)."""
-
-    MAP_CREATE = 0
-    MAP_LOOKUP_ELEM = 1
-    MAP_UPDATE_ELEM = 2
-    MAP_DELETE_ELEM = 3
-    MAP_GET_NEXT_KEY = 4
-    PROG_LOAD = 5
-    OBJ_PIN = 6
-    OBJ_GET = 7
-    PROG_ATTACH = 8
-    PROG_DETACH = 9
-    PROG_TEST_RUN = 10
-    PROG_GET_NEXT_ID = 11
-    MAP_GET_NEXT_ID = 12
-    PROG_GET_FD_BY_ID = 13
-    MAP_GET_FD_BY_ID = 14
-    OBJ_GET_INFO_BY_FD = 15
-    PROG_QUERY = 16
-    RAW_TRACEPOINT_OPEN = 17
-    BTF_LOAD = 18
-    BTF_GET_FD_BY_ID = 19
-    TASK_FD_QUERY = 20
-    MAP_LOOKUP_AND_DELETE_ELEM = 21
-    MAP_FREEZE = 22
-    BTF_GET_NEXT_ID = 23
-    MAP_LOOKUP_BATCH = 24
-    MAP_LOOKUP_AND_DELETE_BATCH = 25
-    MAP_UPDATE_BATCH = 26
-    MAP_DELETE_BATCH = 27
-    LINK_CREATE = 28
-    LINK_UPDATE = 29
-    LINK_GET_FD_BY_ID = 30
-    LINK_GET_NEXT_ID = 31
-    ENABLE_STATS = 32
-    ITER_CREATE = 33
-    LINK_DETACH = 34
-    PROG_BIND_MAP = 35
-
-
-class MapType(enum.IntEnum):
-    """Map types (``enum bpf_map_type``)."""
-
-    UNSPEC = 0
-    HASH = 1
-    ARRAY = 2
-    PROG_ARRAY = 3
-    PERF_EVENT_ARRAY = 4
-    PERCPU_HASH = 5
-    PERCPU_ARRAY = 6
-    STACK_TRACE = 7
-    CGROUP_ARRAY = 8
-    LRU_HASH = 9
-    LRU_PERCPU_HASH = 10
-    LPM_TRIE = 11
-    ARRAY_OF_MAPS = 12
-    HASH_OF_MAPS = 13
-    DEVMAP = 14
-    SOCKMAP = 15
-    CPUMAP = 16
-    XSKMAP = 17
-    SOCKHASH = 18
-    CGROUP_STORAGE = 19
-    REUSEPORT_SOCKARRAY = 20
-    PERCPU_CGROUP_STORAGE = 21
-    QUEUE = 22
-    STACK = 23
-    SK_STORAGE = 24
-    DEVMAP_HASH = 25
-    STRUCT_OPS = 26
-    RINGBUF = 27
-    INODE_STORAGE = 28
-    TASK_STORAGE = 29
-    BLOOM_FILTER = 30
-    USER_RINGBUF = 31
-    CGRP_STORAGE = 32
-    ARENA = 33
-
-
-#: Map types whose values are exchanged as one 8-byte-aligned slot per possible CPU.
-PER_CPU_TYPES: frozenset[int] = frozenset(
-    {MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, 21}
+from bpfnb.errors import (
+    ENOTSUPP,
+    BpfInvalidError,
+    BpfKeyError,
+    BpfNotSupportedError,
+    BpfPermissionError,
+    BpfSyscallError,
+    KeyExistsError,
+    MapFullError,
 )
-
-# update flags
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-BPF_F_LOCK = 4
-
-# map_flags
-BPF_F_NO_PREALLOC = 1
-
-BPF_STATS_RUN_TIME = 0
-
-
-def map_type_name(map_type: int) -> str:
-    """Return the kernel's name of a map type (``hash``, ``percpu_array``...)."""
-    try:
-        return MapType(map_type).name.lower()
-    except ValueError:
-        return f"type {map_type}"
-
-
-# --------------------------------------------------------------------------------------
-# errors
-
-
-class BpfSyscallError(BpfnbError, OSError):
-    """bpf(2) failed; ``errno`` is set and the message names the command.
-
-    Attributes
-    ----------
-    command : str
-        The bpf command, e.g. ``BPF_MAP_UPDATE_ELEM``.
-    """
-
-    def __init__(self, err: int, command: str, what: str = "") -> None:
-        name = errno.errorcode.get(err, f"errno {err}")
-        if err == ENOTSUPP:
-            name, text = "ENOTSUPP", "Operation not supported"
-        else:
-            text = os.strerror(err)
-        where = f" on {what}" if what else ""
-        message = f"bpf({command}){where} failed: {name} ({text})"
-        OSError.__init__(self, err, message)
-        self.command = command
-        self.what = what
-
-    def __str__(self) -> str:
-        return str(self.strerror)
-
-
-class MapFullError(BpfSyscallError):
-    """An update could not add a key: the map holds ``max_entries`` keys (E2BIG/ENOSPC)."""
-
-
-class KeyExistsError(BpfSyscallError):
-    """``BPF_NOEXIST`` update of a key that is already in the map (EEXIST)."""
-
-
-class BpfPermissionError(BpfSyscallError, PrivilegeError):
-    """bpf(2) refused for lack of privilege (EPERM/EACCES): run as root or with CAP_BPF."""
-
-
-class BpfInvalidError(BpfSyscallError):
-    """The kernel rejected the arguments (EINVAL): wrong sizes, flags or map type."""
-
-
-class BpfNotSupportedError(BpfSyscallError, KernelFeatureError):
-    """The kernel has no such operation for this map type (ENOTSUPP/EOPNOTSUPP)."""
-
-
-class BpfKeyError(KeyError):
-    """No such key in the map (ENOENT from a lookup, delete or update with BPF_EXIST)."""
-
-    def __init__(self, key: object, what: str = "") -> None:
-        super().__init__(key)
-        self.key = key
-        self.what = what
-
-    def __str__(self) -> str:
-        where = f" in {self.what}" if self.what else ""
-        return f"no key {self.key!r}{where}"
+from bpfnb.kernel import bpf_abi as abi
+from bpfnb.kernel.bpf_abi import BPF_ANY, BPF_EXIST, BPF_STATS_RUN_TIME, Cmd
+from bpfnb.object import maptypes
 
 
 def _error(err: int, command: Cmd, what: str) -> BpfSyscallError:
@@ -255,7 +76,7 @@ def _error(err: int, command: Cmd, what: str) -> BpfSyscallError:
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
-_NR_BPF = SYSCALL_NUMBERS.get(platform.machine(), 321)
+_NR_BPF = abi.SYSCALL_NUMBERS.get(platform.machine(), 321)
 
 
 def bpf(cmd: Cmd, attr: ctypes.Structure) -> int:
@@ -295,131 +116,6 @@ def _check(cmd: Cmd, attr: ctypes.Structure, what: str = "") -> int:
 
 # --------------------------------------------------------------------------------------
 # attr layouts (union bpf_attr members); fields we do not use are left zero
-
-
-class _MapCreateAttr(ctypes.Structure):
-    _fields_ = [
-        ("map_type", ctypes.c_uint32),
-        ("key_size", ctypes.c_uint32),
-        ("value_size", ctypes.c_uint32),
-        ("max_entries", ctypes.c_uint32),
-        ("map_flags", ctypes.c_uint32),
-        ("inner_map_fd", ctypes.c_uint32),
-        ("numa_node", ctypes.c_uint32),
-        ("map_name", ctypes.c_char * 16),
-        ("map_ifindex", ctypes.c_uint32),
-        ("btf_fd", ctypes.c_uint32),
-        ("btf_key_type_id", ctypes.c_uint32),
-        ("btf_value_type_id", ctypes.c_uint32),
-        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
-        ("map_extra", ctypes.c_uint64),
-    ]
-
-
-class _ElemAttr(ctypes.Structure):
-    _fields_ = [
-        ("map_fd", ctypes.c_uint32),
-        ("key", ctypes.c_uint64),
-        ("value", ctypes.c_uint64),  # also next_key
-        ("flags", ctypes.c_uint64),
-    ]
-
-
-class _BatchAttr(ctypes.Structure):
-    _fields_ = [
-        ("in_batch", ctypes.c_uint64),
-        ("out_batch", ctypes.c_uint64),
-        ("keys", ctypes.c_uint64),
-        ("values", ctypes.c_uint64),
-        ("count", ctypes.c_uint32),
-        ("map_fd", ctypes.c_uint32),
-        ("elem_flags", ctypes.c_uint64),
-        ("flags", ctypes.c_uint64),
-    ]
-
-
-class _IdAttr(ctypes.Structure):
-    _fields_ = [
-        ("start_id", ctypes.c_uint32),  # also prog_id / map_id
-        ("next_id", ctypes.c_uint32),
-        ("open_flags", ctypes.c_uint32),
-    ]
-
-
-class _InfoAttr(ctypes.Structure):
-    _fields_ = [
-        ("bpf_fd", ctypes.c_uint32),
-        ("info_len", ctypes.c_uint32),
-        ("info", ctypes.c_uint64),
-    ]
-
-
-class _StatsAttr(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32)]
-
-
-class _MapInfo(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_uint32),
-        ("id", ctypes.c_uint32),
-        ("key_size", ctypes.c_uint32),
-        ("value_size", ctypes.c_uint32),
-        ("max_entries", ctypes.c_uint32),
-        ("map_flags", ctypes.c_uint32),
-        ("name", ctypes.c_char * 16),
-        ("ifindex", ctypes.c_uint32),
-        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
-        ("netns_dev", ctypes.c_uint64),
-        ("netns_ino", ctypes.c_uint64),
-        ("btf_id", ctypes.c_uint32),
-        ("btf_key_type_id", ctypes.c_uint32),
-        ("btf_value_type_id", ctypes.c_uint32),
-        ("btf_vmlinux_id", ctypes.c_uint32),
-        ("map_extra", ctypes.c_uint64),
-    ]
-
-
-class _ProgInfo(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_uint32),
-        ("id", ctypes.c_uint32),
-        ("tag", ctypes.c_uint8 * 8),
-        ("jited_prog_len", ctypes.c_uint32),
-        ("xlated_prog_len", ctypes.c_uint32),
-        ("jited_prog_insns", ctypes.c_uint64),
-        ("xlated_prog_insns", ctypes.c_uint64),
-        ("load_time", ctypes.c_uint64),
-        ("created_by_uid", ctypes.c_uint32),
-        ("nr_map_ids", ctypes.c_uint32),
-        ("map_ids", ctypes.c_uint64),
-        ("name", ctypes.c_char * 16),
-        ("ifindex", ctypes.c_uint32),
-        ("gpl_compatible", ctypes.c_uint32),
-        ("netns_dev", ctypes.c_uint64),
-        ("netns_ino", ctypes.c_uint64),
-        ("nr_jited_ksyms", ctypes.c_uint32),
-        ("nr_jited_func_lens", ctypes.c_uint32),
-        ("jited_ksyms", ctypes.c_uint64),
-        ("jited_func_lens", ctypes.c_uint64),
-        ("btf_id", ctypes.c_uint32),
-        ("func_info_rec_size", ctypes.c_uint32),
-        ("func_info", ctypes.c_uint64),
-        ("nr_func_info", ctypes.c_uint32),
-        ("nr_line_info", ctypes.c_uint32),
-        ("line_info", ctypes.c_uint64),
-        ("jited_line_info", ctypes.c_uint64),
-        ("nr_jited_line_info", ctypes.c_uint32),
-        ("line_info_rec_size", ctypes.c_uint32),
-        ("jited_line_info_rec_size", ctypes.c_uint32),
-        ("nr_prog_tags", ctypes.c_uint32),
-        ("prog_tags", ctypes.c_uint64),
-        ("run_time_ns", ctypes.c_uint64),
-        ("run_cnt", ctypes.c_uint64),
-        ("recursion_misses", ctypes.c_uint64),
-        ("verified_insns", ctypes.c_uint32),
-        ("attach_btf_obj_id", ctypes.c_uint32),
-        ("attach_btf_id", ctypes.c_uint32),
-    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -464,64 +160,6 @@ def _name(fd: int, what: str) -> str:
 # CPUs
 
 
-def parse_cpu_list(text: str) -> list[int]:
-    """Parse a kernel CPU list such as ``0-3,5,7-8`` into CPU numbers.
-
-    Parameters
-    ----------
-    text : str
-        The list, as in ``/sys/devices/system/cpu/possible``.
-
-    Returns
-    -------
-    list of int
-        The CPU numbers, ascending.
-    """
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            cpus.extend(range(int(lo), int(hi) + 1))
-        else:
-            cpus.append(int(part))
-    return sorted(set(cpus))
-
-
-@cache
-def possible_cpu_ids() -> tuple[int, ...]:
-    """Return the ids of the possible CPUs (``/sys/devices/system/cpu/possible``)."""
-    path = Path("/sys/devices/system/cpu/possible")
-    try:
-        return tuple(parse_cpu_list(path.read_text()))
-    except OSError:
-        return tuple(range(os.cpu_count() or 1))
-
-
-def possible_cpus() -> int:
-    """Return the number of possible CPUs: how many value slots a per-CPU map exchanges."""
-    return len(possible_cpu_ids())
-
-
-def value_slot_size(value_size: int) -> int:
-    """Return ``value_size`` rounded up to 8 bytes: one CPU's slot in a per-CPU value."""
-    return (value_size + 7) & ~7
-
-
-def is_per_cpu(map_type: int) -> bool:
-    """Return whether values of ``map_type`` are exchanged per CPU."""
-    return map_type in PER_CPU_TYPES
-
-
-def value_buffer_size(map_type: int, value_size: int) -> int:
-    """Return the bytes one value occupies in bpf(2) buffers for this map type."""
-    if is_per_cpu(map_type):
-        return value_slot_size(value_size) * possible_cpus()
-    return value_size
-
-
 # --------------------------------------------------------------------------------------
 # map commands
 
@@ -543,7 +181,7 @@ def map_create(
     Parameters
     ----------
     map_type : int
-        A :class:`MapType`.
+        A map type (see :mod:`bpfnb.object.maptypes`).
     key_size, value_size, max_entries, flags : int
         As in ``struct bpf_map_create_opts``.
     name : str
@@ -556,7 +194,7 @@ def map_create(
     int
         The new map's file descriptor.
     """
-    attr = _MapCreateAttr(
+    attr = abi.MapCreateAttr(
         map_type=map_type,
         key_size=key_size,
         value_size=value_size,
@@ -567,7 +205,7 @@ def map_create(
         btf_key_type_id=btf_key_type_id,
         btf_value_type_id=btf_value_type_id,
     )
-    what = f"new {map_type_name(map_type)} map {name!r}" if name else ""
+    what = f"new {maptypes.type_name(map_type)} map {name!r}" if name else ""
     return _check(Cmd.MAP_CREATE, attr, what)
 
 
@@ -594,7 +232,7 @@ def map_lookup(fd: int, key: Buffer, value_size: int, flags: int = 0, *, what: s
     """
     k = _Pinned(key, 0, "key")
     out = ctypes.create_string_buffer(max(value_size, 1))
-    attr = _ElemAttr(map_fd=fd, key=k.address, value=ctypes.addressof(out), flags=flags)
+    attr = abi.ElemAttr(map_fd=fd, key=k.address, value=ctypes.addressof(out), flags=flags)
     ret = bpf(Cmd.MAP_LOOKUP_ELEM, attr)
     if ret == -errno.ENOENT:
         raise BpfKeyError(_raw(key), _name(fd, what))
@@ -621,7 +259,7 @@ def map_update(
     """
     k = _Pinned(key, 0, "key")
     v = _Pinned(value, 0, "value")
-    attr = _ElemAttr(map_fd=fd, key=k.address, value=v.address, flags=flags)
+    attr = abi.ElemAttr(map_fd=fd, key=k.address, value=v.address, flags=flags)
     ret = bpf(Cmd.MAP_UPDATE_ELEM, attr)
     if ret == -errno.ENOENT and flags & BPF_EXIST:
         raise BpfKeyError(_raw(key), _name(fd, what))
@@ -640,7 +278,7 @@ def map_delete(fd: int, key: Buffer, *, what: str = "") -> None:
         The map type has no delete (arrays).
     """
     k = _Pinned(key, 0, "key")
-    attr = _ElemAttr(map_fd=fd, key=k.address)
+    attr = abi.ElemAttr(map_fd=fd, key=k.address)
     ret = bpf(Cmd.MAP_DELETE_ELEM, attr)
     if ret == -errno.ENOENT:
         raise BpfKeyError(_raw(key), _name(fd, what))
@@ -652,7 +290,7 @@ def map_get_next_key(fd: int, key: Buffer | None, key_size: int, *, what: str = 
     """Return the key after ``key`` (the first key when ``key`` is None), or None at the end."""
     out = ctypes.create_string_buffer(max(key_size, 1))
     k = _Pinned(key, 0, "key") if key is not None else None
-    attr = _ElemAttr(map_fd=fd, key=k.address if k else 0, value=ctypes.addressof(out))
+    attr = abi.ElemAttr(map_fd=fd, key=k.address if k else 0, value=ctypes.addressof(out))
     ret = bpf(Cmd.MAP_GET_NEXT_KEY, attr)
     if ret == -errno.ENOENT:
         return None
@@ -681,14 +319,14 @@ class Batch:
         ``uint8`` array of shape ``(count, key_size)``.
     values : numpy.ndarray
         ``uint8`` array of shape ``(count, value_bytes)``, where ``value_bytes`` is
-        :func:`value_buffer_size` (all CPU slots for per-CPU maps).
+        :func:`bpfnb.kernel.cpus.value_buffer_size` (all CPU slots for per-CPU maps).
     batched : bool
-        Whether the map was read in one pass (BPF_MAP_LOOKUP_BATCH or a map-element
-        iterator); False for the get-next-key + lookup walk.
+        Whether the map was read in one pass (BPF_MAP_LOOKUP_BATCH); False for the
+        get-next-key + lookup walk.
     calls : int
-        bpf(2) / read(2) calls made.
+        bpf(2) calls made.
     method : str
-        ``"iter"``, ``"batch"`` or ``"walk"``.
+        ``"batch"`` or ``"walk"``.
     """
 
     keys: np.ndarray
@@ -702,16 +340,6 @@ class Batch:
 
 
 _NO_BATCH_ERRNOS = frozenset({errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP, errno.ENOSYS})
-
-
-@dataclass
-class _BatchState:
-    """Buffers of one batch read, grown as needed."""
-
-    keys: np.ndarray
-    values: np.ndarray
-    calls: int = 0
-    extra: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
 def map_lookup_batch(
@@ -764,7 +392,7 @@ def map_lookup_batch(
     calls = 0
     first = True
     want = min(chunk or capacity, capacity)
-    attr = _BatchAttr()
+    attr = abi.BatchAttr()
     while True:
         if total + want > keys.shape[0]:
             grow = max(keys.shape[0] * 2, total + want)
@@ -815,7 +443,7 @@ def map_lookup_fallback(fd: int, key_size: int, value_bytes: int, *, what: str =
     keys = np.empty((len(key_list), key_size), dtype=np.uint8)
     values = np.empty((len(key_list), value_bytes), dtype=np.uint8)
     out = ctypes.create_string_buffer(max(value_bytes, 1))
-    attr = _ElemAttr(map_fd=fd, value=ctypes.addressof(out))
+    attr = abi.ElemAttr(map_fd=fd, value=ctypes.addressof(out))
     n = 0
     for key in key_list:
         kbuf = ctypes.create_string_buffer(key, key_size)
@@ -850,7 +478,7 @@ def map_update_batch(
     count = int(keys.shape[0])
     if int(values.shape[0]) != count:
         raise ValueError(f"{count} keys but {values.shape[0]} values")
-    attr = _BatchAttr(
+    attr = abi.BatchAttr(
         keys=int(keys.ctypes.data),
         values=int(values.ctypes.data),
         count=count,
@@ -870,7 +498,7 @@ def map_delete_batch(fd: int, keys: np.ndarray, *, what: str = "") -> int:
     count = int(keys.shape[0])
     if count == 0:
         return 0
-    attr = _BatchAttr(keys=int(keys.ctypes.data), count=count, map_fd=fd)
+    attr = abi.BatchAttr(keys=int(keys.ctypes.data), count=count, map_fd=fd)
     ret = bpf(Cmd.MAP_DELETE_BATCH, attr)
     if ret == -errno.ENOENT:
         done = int(attr.count)
@@ -903,7 +531,7 @@ class MapInfo:
     @property
     def type_name(self) -> str:
         """The map type as the kernel names it (``hash``, ``percpu_array``...)."""
-        return map_type_name(self.type)
+        return maptypes.type_name(self.type)
 
 
 @dataclass(frozen=True)
@@ -930,14 +558,14 @@ class ProgInfo:
 
 def obj_get_info_by_fd(fd: int, info: ctypes.Structure, *, what: str = "") -> int:
     """Fill ``info`` (a ``bpf_*_info`` structure) for ``fd``; return the kernel's length."""
-    attr = _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    attr = abi.InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
     _check(Cmd.OBJ_GET_INFO_BY_FD, attr, what or f"fd {fd}")
     return int(attr.info_len)
 
 
 def map_info(fd: int) -> MapInfo:
     """Return :class:`MapInfo` for a map fd."""
-    raw = _MapInfo()
+    raw = abi.MapInfoStruct()
     obj_get_info_by_fd(fd, raw, what=f"map fd {fd}")
     return MapInfo(
         type=raw.type,
@@ -955,13 +583,13 @@ def map_info(fd: int) -> MapInfo:
 
 def prog_info(fd: int) -> ProgInfo:
     """Return :class:`ProgInfo` for a program fd (including the ids of its maps)."""
-    raw = _ProgInfo()
+    raw = abi.ProgInfoStruct()
     obj_get_info_by_fd(fd, raw, what=f"program fd {fd}")
     n = int(raw.nr_map_ids)
     ids: tuple[int, ...] = ()
     if n:
         arr = (ctypes.c_uint32 * n)()
-        again = _ProgInfo(nr_map_ids=n, map_ids=ctypes.addressof(arr))
+        again = abi.ProgInfoStruct(nr_map_ids=n, map_ids=ctypes.addressof(arr))
         obj_get_info_by_fd(fd, again, what=f"program fd {fd}")
         ids = tuple(int(x) for x in arr[: min(n, int(again.nr_map_ids))])
     return ProgInfo(
@@ -981,7 +609,7 @@ def prog_info(fd: int) -> ProgInfo:
 
 
 def _next_id(cmd: Cmd, start: int) -> int | None:
-    attr = _IdAttr(start_id=start)
+    attr = abi.IdAttr(start_id=start)
     ret = bpf(cmd, attr)
     if ret == -errno.ENOENT:
         return None
@@ -1021,7 +649,7 @@ def map_ids() -> list[int]:
 
 
 def _fd_by_id(cmd: Cmd, obj_id: int, kind: str) -> int:
-    attr = _IdAttr(start_id=obj_id)
+    attr = abi.IdAttr(start_id=obj_id)
     ret = bpf(cmd, attr)
     if ret == -errno.ENOENT:
         raise BpfKeyError(obj_id, f"the kernel's {kind}s")
@@ -1045,4 +673,4 @@ def enable_stats(kind: int = BPF_STATS_RUN_TIME) -> int:
 
     Statistics stay on while the returned fd is open; close it with :func:`os.close`.
     """
-    return _check(Cmd.ENABLE_STATS, _StatsAttr(type=kind), "BPF_STATS_RUN_TIME")
+    return _check(Cmd.ENABLE_STATS, abi.StatsAttr(type=kind), "BPF_STATS_RUN_TIME")

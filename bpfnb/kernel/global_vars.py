@@ -15,14 +15,15 @@ import pandas as pd
 
 from bpfnb.codec.plan import codec_for
 from bpfnb.errors import BpfnbError
-from bpfnb.kernel import bpf as syscall
+from bpfnb.kernel import bpf
+from bpfnb.kernel.fd import OwnedFd
 from bpfnb.object import btf
 from bpfnb.object.spec import GlobalVar, ObjectSpec
 
 _ZERO_KEY = b"\0\0\0\0"
 
 
-def _section_map(section: str, fds: dict[str, int]) -> int | None:
+def _section_map(section: str, fds: dict[str, OwnedFd]) -> OwnedFd | None:
     """Find the fd of the internal map libbpf made for ``section`` (``PREFIX.rodata``...)."""
     for name, fd in fds.items():
         dot = name.find(".")
@@ -35,10 +36,12 @@ class GlobalData(Mapping[str, Any]):
     """The global variables of a loaded program, decoded from BTF.
 
     ``prog.globals["threshold_ns"]`` reads the current value; assigning to a
-    ``.data``/``.bss`` variable writes it into the running program.
+    ``.data``/``.bss`` variable writes it into the running program. The maps are held
+    through the program's owned fds: once it closes, reads raise
+    :class:`~bpfnb.errors.ClosedError`.
     """
 
-    def __init__(self, spec: ObjectSpec, map_fds: dict[str, int]) -> None:
+    def __init__(self, spec: ObjectSpec, map_fds: dict[str, OwnedFd]) -> None:
         self._spec = spec
         self._vars: dict[str, GlobalVar] = dict(spec.globals)
         self._fds = {
@@ -59,8 +62,9 @@ class GlobalData(Mapping[str, Any]):
         return var
 
     def _section_bytes(self, section: str) -> bytes:
-        info = syscall.map_info(self._fds[section])
-        return syscall.map_lookup(self._fds[section], _ZERO_KEY, info.value_size, what=section)
+        fd = self._fds[section].get()
+        info = bpf.map_info(fd)
+        return bpf.map_lookup(fd, _ZERO_KEY, info.value_size, what=section)
 
     def __getitem__(self, name: str) -> Any:
         var = self._var(name)
@@ -79,7 +83,7 @@ class GlobalData(Mapping[str, Any]):
         encoded = codec.to_bytes(value, role=name)
         data = bytearray(self._section_bytes(var.section))
         data[var.offset : var.offset + var.size] = encoded
-        syscall.map_update(self._fds[var.section], _ZERO_KEY, bytes(data), what=var.section)
+        bpf.map_update(self._fds[var.section].get(), _ZERO_KEY, bytes(data), what=var.section)
 
     def __iter__(self) -> Iterator[str]:
         return (n for n, v in self._vars.items() if v.section in self._fds)

@@ -1,9 +1,10 @@
-"""Typed views of BPF maps: Python mappings and pandas DataFrames over a map fd.
+"""Typed views of BPF maps: Python mappings and pandas DataFrames over an owned map fd.
 
-:func:`map_for` wraps a loaded map's fd in the class that fits its type:
+:func:`bpfnb.kernel.views.map_for` picks the class from the map's kind
+(``spec.kind``, see :mod:`bpfnb.object.maptypes`):
 
 ============================  ==========================
-map type                      class
+kind                          class
 ============================  ==========================
 hash                          :class:`HashMap`
 lru_hash                      :class:`LruHashMap`
@@ -11,29 +12,28 @@ array                         :class:`ArrayMap`
 percpu_hash                   :class:`PerCpuHashMap`
 percpu_array                  :class:`PerCpuArrayMap`
 lru_percpu_hash               :class:`LruPerCpuHashMap`
-ringbuf                       ``bpfnb.events.RingBuffer``
-perf_event_array              ``bpfnb.events.PerfEventArray``
+histogram / percpu_histogram  :class:`HistogramMap` / :class:`PerCpuHistogramMap`
+ringbuf / perf_event_array    event streams (:mod:`bpfnb.kernel.streams`)
 anything else                 :class:`Map` (read-only: ``df()``, iteration)
 ============================  ==========================
 
 Keys and values are decoded from the BTF the compiler wrote into the object
-(:mod:`bpfnb.dtypes`): ``m[k]`` takes a key as an int (scalar keys), a tuple in field
-order or a dict of fields (struct keys), and returns the value as an int, float, str or
-a dict of fields. Iterating over a map with a struct key yields hashable named tuples,
-which can be used as keys again. A key or value of the wrong shape raises
+(:mod:`bpfnb.codec`): ``m[k]`` takes a key as an int (scalar keys), a tuple in field
+order or a dict of fields (struct keys), and returns the value as an int, float, str,
+bytes or a dict of fields. Iterating over a map with a struct key yields hashable named
+tuples, which can be used as keys again. A key or value of the wrong shape raises
 :class:`~bpfnb.errors.MapTypeError` naming the C type.
 
-Per-CPU maps (``percpu_hash``, ``percpu_array``, ``lru_percpu_hash``) keep one value per
-possible CPU: ``m[k]`` returns a *list* with one decoded value per CPU, ``m.sum(k)``
-their sum, and ``m[k] = v`` sets every CPU to ``v`` (or CPU ``i`` to ``v[i]`` when ``v``
-is a list with one value per CPU). ``df()`` sums across CPUs; ``df(per_cpu=True)`` gives
-one column per CPU (``value[cpu0]``, ``value[cpu1]``... for a scalar value,
-``field[cpu0]``... for a struct; see :mod:`bpfnb.frames`).
+Per-CPU maps keep one value per possible CPU: ``m[k]`` returns a *list* with one
+decoded value per CPU, ``m.sum(k)`` their sum, and ``m[k] = v`` sets every CPU to ``v``
+(or CPU ``i`` to ``v[i]`` when ``v`` is a list with one value per CPU). ``df()`` sums
+across CPUs; ``df(per_cpu=True)`` gives one column per CPU (``value[cpu0]``...).
 
 Reads take one ``BPF_MAP_LOOKUP_BATCH`` pass into numpy buffers (a get-next-key walk on
-kernels or map types without batch support), so a DataFrame of a million rows costs a
-few hundred milliseconds. Each map has a lock, so a live widget refreshing from another
-thread and a cell writing to the map do not interleave their bpf(2) sequences.
+kernels or map types without batch support). Each view has a lock, so a live widget
+refreshing from another thread and a cell writing to the map do not interleave their
+bpf(2) sequences. The fd is an :class:`~bpfnb.kernel.fd.OwnedFd` shared with the
+program: once the program closes, every read raises :class:`~bpfnb.errors.ClosedError`.
 """
 
 from __future__ import annotations
@@ -50,22 +50,29 @@ import pandas as pd
 
 from bpfnb.codec import frames, histogram
 from bpfnb.codec.plan import Codec, codec_for, raw_codec
-from bpfnb.errors import BpfnbError, MapTypeError
-from bpfnb.kernel import bpf as syscall
-from bpfnb.kernel import views
-from bpfnb.object import maptypes
+from bpfnb.errors import (
+    BpfInvalidError,
+    BpfKeyError,
+    BpfnbError,
+    MapFullError,
+    MapTypeError,
+)
+from bpfnb.kernel import bpf, cpus, live
+from bpfnb.kernel.bpf_abi import BPF_ANY
+from bpfnb.kernel.fd import OwnedFd
 from bpfnb.object.spec import MapSpec, ObjectSpec
 
 __all__ = [
     "ArrayIndexError",
     "ArrayMap",
     "HashMap",
+    "HistogramMap",
     "LruHashMap",
     "LruPerCpuHashMap",
     "Map",
     "PerCpuArrayMap",
     "PerCpuHashMap",
-    "map_for",
+    "PerCpuHistogramMap",
 ]
 
 
@@ -102,18 +109,16 @@ class Map:
     """A BPF map over its fd, readable as a DataFrame.
 
     The base class serves map types without a dedicated view: ``df()``, ``len()`` and
-    iteration work when the kernel can list the keys (get-next-key).
+    iteration work when the kernel can list the keys (get-next-key); writes raise.
 
     Parameters
     ----------
-    fd : int
-        The map fd (owned by the loaded object; never closed here).
+    fd : OwnedFd
+        The map fd, shared with (and closed by) the program that owns the map.
     spec : MapSpec
         The map as declared in the object.
     obj : ObjectSpec, optional
         The object (for its BTF).
-    source : str
-        The cell's C source (unused by plain maps; event maps read declarations in it).
 
     Attributes
     ----------
@@ -121,34 +126,27 @@ class Map:
         The C name of the map.
     spec : MapSpec
         Its declaration.
-    fd : int
-        The map fd.
+    owner : Program or None
+        The program the map belongs to (set by it).
     key_codec, value_codec : Codec
         How keys and values decode and encode.
     """
 
-    per_cpu = False
     writable = False
 
-    def __init__(
-        self, fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str = ""
-    ) -> None:
-        self._bind(fd, spec, obj, source)
-        self.key_codec = _codec(obj, spec.key, spec.key_size)
-        self.value_codec = _codec(obj, spec.value, spec.value_size)
-        self.ncpus = syscall.possible_cpus() if self.per_cpu else 1
-        self.slot = syscall.value_slot_size(spec.value_size) if self.per_cpu else spec.value_size
-        self.value_bytes = self.slot * self.ncpus
-
-    def _bind(self, fd: int, spec: MapSpec, obj: ObjectSpec | None, source: str) -> None:
-        """Set what every map view has: fd, declaration, object, source, name, lock."""
-        self.fd = fd
+    def __init__(self, fd: OwnedFd, spec: MapSpec, obj: ObjectSpec | None = None) -> None:
+        self._fd = fd
         self.spec = spec
         self.obj = obj
-        self.source = source
         self.name = spec.name
-        self.owner: Any = None  # the Program, set by it
+        self.owner: Any = None
         self._lock = threading.RLock()
+        self.key_codec = _codec(obj, spec.key, spec.key_size)
+        self.value_codec = _codec(obj, spec.value, spec.value_size)
+        self.per_cpu = spec.per_cpu
+        self.ncpus = cpus.possible_cpus() if self.per_cpu else 1
+        self.slot = cpus.value_slot_size(spec.value_size) if self.per_cpu else spec.value_size
+        self.value_bytes = self.slot * self.ncpus
 
     # -- description --------------------------------------------------------------------
 
@@ -180,7 +178,7 @@ class Map:
 
     # -- raw reads ----------------------------------------------------------------------
 
-    def read_raw(self, *, batch: bool = True) -> syscall.Batch:
+    def read_raw(self, *, batch: bool = True) -> bpf.Batch:
         """Read every record as raw bytes (one batch pass, or get-next-key + lookup).
 
         Parameters
@@ -191,12 +189,12 @@ class Map:
 
         Returns
         -------
-        syscall.Batch
+        bpf.Batch
             ``keys`` (n, key_size) and ``values`` (n, value bytes) uint8 arrays.
         """
         with self._lock:
             if batch and self._batch_ok:
-                out = syscall.map_lookup_batch(
+                out = bpf.map_lookup_batch(
                     self.fd,
                     self.spec.key_size,
                     self.value_bytes,
@@ -206,7 +204,7 @@ class Map:
                 if not out.batched:
                     self._batch_ok = False
                 return out
-            return syscall.map_lookup_fallback(
+            return bpf.map_lookup_fallback(
                 self.fd, self.spec.key_size, self.value_bytes, what=f"map {self.name!r}"
             )
 
@@ -283,30 +281,17 @@ class Map:
 
     def live(self, interval: float | None = None) -> Any:
         """Show the map as a view that refreshes every ``interval`` seconds (ipywidgets)."""
-        return views.live(self, interval)
+        return live.live(self, interval)
 
     @property
     def fd(self) -> int:
-        """The map fd; reading it after :meth:`close` raises (the number may be reused)."""
-        if self._fd < 0:
-            raise BpfnbError(
-                f"map {self.name!r} is closed: its program was stopped or replaced "
-                "(use the new program's maps)"
-            )
-        return self._fd
-
-    @fd.setter
-    def fd(self, value: int) -> None:
-        self._fd = value
+        """The map fd number; raises ClosedError once the program closed the map."""
+        return self._fd.get()
 
     @property
     def closed(self) -> bool:
         """Whether the map's program closed it (its fd is no longer ours)."""
-        return self._fd < 0
-
-    def close(self) -> None:
-        """Forget the fd (the loaded object closes it); later reads raise BpfnbError."""
-        self._fd = -1
+        return self._fd.closed
 
     # -- Python values ------------------------------------------------------------------
 
@@ -325,8 +310,8 @@ class Map:
         kb = self._key_bytes(key)
         with self._lock:
             try:
-                return syscall.map_lookup(self.fd, kb, self.value_bytes, what=f"map {self.name!r}")
-            except syscall.BpfKeyError:
+                return bpf.map_lookup(self.fd, kb, self.value_bytes, what=f"map {self.name!r}")
+            except BpfKeyError:
                 raise KeyError(key) from None
 
     def __getitem__(self, key: Any) -> Any:
@@ -410,14 +395,14 @@ class _WritableMap(Map, MutableMapping[Any, Any]):
         kb = self._key_bytes(key)
         vb = self._value_bytes(value)
         with self._lock:
-            syscall.map_update(self.fd, kb, vb, syscall.BPF_ANY, what=f"map {self.name!r}")
+            bpf.map_update(self.fd, kb, vb, BPF_ANY, what=f"map {self.name!r}")
 
     def __delitem__(self, key: Any) -> None:
         kb = self._key_bytes(key)
         with self._lock:
             try:
-                syscall.map_delete(self.fd, kb, what=f"map {self.name!r}")
-            except syscall.BpfKeyError:
+                bpf.map_delete(self.fd, kb, what=f"map {self.name!r}")
+            except BpfKeyError:
                 raise KeyError(key) from None
 
     def clear(self) -> None:
@@ -427,11 +412,11 @@ class _WritableMap(Map, MutableMapping[Any, Any]):
             if not len(raw):
                 return
             try:
-                syscall.map_delete_batch(self.fd, raw.keys, what=f"map {self.name!r}")
-            except (syscall.BpfInvalidError, syscall.BpfKeyError):
+                bpf.map_delete_batch(self.fd, raw.keys, what=f"map {self.name!r}")
+            except (BpfInvalidError, BpfKeyError):
                 for row in raw.keys:
-                    with contextlib.suppress(syscall.BpfKeyError):
-                        syscall.map_delete(self.fd, row.tobytes(), what=f"map {self.name!r}")
+                    with contextlib.suppress(BpfKeyError):
+                        bpf.map_delete(self.fd, row.tobytes(), what=f"map {self.name!r}")
 
     def update_records(self, keys: np.ndarray, values: np.ndarray) -> int:
         """Write many raw records at once (BPF_MAP_UPDATE_BATCH); return the count.
@@ -447,7 +432,7 @@ class _WritableMap(Map, MutableMapping[Any, Any]):
                 f"{self.value_bytes}-byte values, got {k.shape[1]} and {v.shape[1]}"
             )
         with self._lock:
-            return syscall.map_update_batch(self.fd, k, v, what=f"map {self.name!r}")
+            return bpf.map_update_batch(self.fd, k, v, what=f"map {self.name!r}")
 
 
 class _SnapshotItems(ItemsView[Any, Any]):
@@ -491,7 +476,7 @@ class ArrayMap(_WritableMap):
     def __setitem__(self, key: Any, value: Any) -> None:
         try:
             super().__setitem__(key, value)
-        except syscall.MapFullError:
+        except MapFullError:
             raise ArrayIndexError(
                 f"array map {self.name!r} has indexes 0..{self.spec.max_entries - 1}, got {key!r}"
             ) from None
@@ -504,7 +489,7 @@ class ArrayMap(_WritableMap):
             raise KeyError(key)
         kb = self._key_bytes(key)
         with self._lock:
-            syscall.map_update(self.fd, kb, bytes(self.value_bytes), what=f"map {self.name!r}")
+            bpf.map_update(self.fd, kb, bytes(self.value_bytes), what=f"map {self.name!r}")
 
     def clear(self) -> None:
         """Set every element to zero."""
@@ -515,15 +500,13 @@ class ArrayMap(_WritableMap):
         if self.spec.key_size != 4:
             raise MapTypeError(f"array map {self.name!r} has a {self.spec.key_size}-byte key")
         with self._lock:
-            syscall.map_update_batch(
+            bpf.map_update_batch(
                 self.fd, keys, np.zeros((n, self.value_bytes), np.uint8), what=f"map {self.name!r}"
             )
 
 
 class _PerCpu:
     """Mixin of the per-CPU maps."""
-
-    per_cpu = True
 
     def sum(self, key: Any) -> Any:
         """Return the value of ``key`` summed across CPUs (a dict of fields for structs)."""
@@ -554,16 +537,6 @@ class PerCpuArrayMap(_PerCpu, ArrayMap):
     """``BPF_MAP_TYPE_PERCPU_ARRAY``: ``m[i]`` is a list with one value per possible CPU."""
 
 
-_CLASSES: dict[int, type[Map]] = {
-    syscall.MapType.HASH: HashMap,
-    syscall.MapType.LRU_HASH: LruHashMap,
-    syscall.MapType.ARRAY: ArrayMap,
-    syscall.MapType.PERCPU_HASH: PerCpuHashMap,
-    syscall.MapType.PERCPU_ARRAY: PerCpuArrayMap,
-    syscall.MapType.LRU_PERCPU_HASH: LruPerCpuHashMap,
-}
-
-
 class _Histogram:
     """Mixin for ``hist.h`` histograms: ``df()`` gives bucket ranges and counts."""
 
@@ -585,43 +558,3 @@ class HistogramMap(_Histogram, ArrayMap):
 
 class PerCpuHistogramMap(_Histogram, PerCpuArrayMap):
     """A per-CPU histogram (``BPFNB_PERCPU_HIST`` / ``BPFNB_PERCPU_LINEAR_HIST``)."""
-
-
-def map_for(fd: int, spec: MapSpec, obj: ObjectSpec | None = None, source: str = "") -> Map:
-    """Wrap a map fd in the view that fits its type.
-
-    Parameters
-    ----------
-    fd : int
-        The map fd (not owned by the view).
-    spec : MapSpec
-        Its declaration.
-    obj : ObjectSpec, optional
-        The object the map belongs to (its BTF).
-    source : str
-        The cell's C source (ring buffers find their event type in it).
-
-    Returns
-    -------
-    Map
-        A :class:`HashMap`, :class:`ArrayMap`..., an ``events.RingBuffer`` /
-        ``events.PerfEventArray``, or a read-only :class:`Map` for other types.
-    """
-    if spec.type == syscall.MapType.RINGBUF:
-        from bpfnb.kernel import streams as events
-
-        return events.RingBuffer(fd, spec, obj, source)
-    if spec.type == syscall.MapType.PERF_EVENT_ARRAY:
-        from bpfnb.kernel import streams as events
-
-        return events.PerfEventArray(fd, spec, obj, source)
-    cls = _CLASSES.get(spec.type, Map)
-    if maptypes.is_histogram(spec.kind):
-        if cls is ArrayMap:
-            cls = HistogramMap
-        elif cls is PerCpuArrayMap:
-            cls = PerCpuHistogramMap
-    try:
-        return cls(fd, spec, obj, source)
-    except MapTypeError as e:
-        raise MapTypeError(f"map {spec.name!r}: {e}") from e

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bpfnb.build import compiler
 from bpfnb.errors import BpfnbError, KernelFeatureError, PrivilegeError
+from bpfnb.object import sections
 
 CAP_PERFMON = 38
 CAP_BPF = 39
@@ -23,16 +24,6 @@ TRACEFS = Path("/sys/kernel/tracing")
 DEBUGFS_TRACING = Path("/sys/kernel/debug/tracing")
 BPFFS = Path("/sys/fs/bpf")
 KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
-# SEC() prefixes that need kprobes (CONFIG_KPROBES / CONFIG_KPROBE_EVENTS).
-KPROBE_SECTIONS = (
-    "kprobe",
-    "kretprobe",
-    "ksyscall",
-    "kretsyscall",
-    "kprobe.multi",
-    "kretprobe.multi",
-    "kprobe.session",
-)
 
 
 def effective_capabilities() -> int:
@@ -110,20 +101,6 @@ def bpffs_mounted() -> bool:
     return any(line.split()[1:3] == [str(BPFFS), "bpf"] for line in mounts)
 
 
-def ensure_bpffs() -> None:
-    """Mount bpffs at /sys/fs/bpf when missing and root; raise with the fix otherwise."""
-    if bpffs_mounted():
-        return
-    problem = "not root"
-    if os.geteuid() == 0 and BPFFS.is_dir():
-        problem = _mount("bpf", BPFFS) or ""
-        if bpffs_mounted():
-            return
-    raise KernelFeatureError(
-        f"bpffs is not mounted ({problem or 'mount failed'}): run `sudo mount -t bpf bpf {BPFFS}`"
-    )
-
-
 def kprobes_available() -> bool:
     """Return True when the kernel can attach kprobes (kprobe PMU or kprobe_events)."""
     if KPROBE_PMU.exists():
@@ -132,21 +109,24 @@ def kprobes_available() -> bool:
     return bool(tracefs and (tracefs / "kprobe_events").exists())
 
 
-def section_needs_kprobes(section: str) -> bool:
-    """Return True when a SEC() name attaches through kprobes."""
-    return section.split("/", 1)[0] in KPROBE_SECTIONS
+def ensure_section_supported(program: str, section: str) -> None:
+    """Raise KernelFeatureError when ``section`` needs what this machine lacks.
 
-
-def ensure_kprobes(program: str, section: str) -> None:
-    """Raise KernelFeatureError when ``section`` needs kprobes and the kernel has none."""
-    if section_needs_kprobes(section) and not kprobes_available():
+    kprobes need CONFIG_KPROBES; tracepoints need tracefs (mounted here when missing
+    and root).
+    """
+    need = sections.needs(section)
+    if need == "kprobes" and not kprobes_available():
         raise KernelFeatureError(
             f'program {program!r} (SEC("{section}")) needs kprobes, but this kernel is '
             "built without CONFIG_KPROBES (no kprobe PMU in /sys/bus/event_source/devices). "
             'Use a tracepoint (SEC("tracepoint/syscalls/sys_enter_openat")), a raw '
             'tracepoint (SEC("tp_btf/sched_switch")) or fentry/fexit '
-            '(SEC("fentry/do_sys_openat2")) instead, or load it with --no-attach'
+            '(SEC("fentry/do_sys_openat2")) where the kernel allows them, or load it with '
+            "--no-attach"
         )
+    if need == "tracefs":
+        ensure_tracefs()
 
 
 @dataclass(frozen=True)

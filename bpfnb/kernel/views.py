@@ -1,39 +1,67 @@
-"""Which view class wraps a map, and the one hook behind ``Map.live()``.
+"""The one dispatch from a map's kind to the view that wraps it.
 
-:func:`map_for` is the single dispatch from a map's kind (``spec.kind``, see
-:mod:`bpfnb.object.maptypes`) to its view class. Live views are built by the UI layer,
-which the kernel layer never imports: the UI registers a builder with
-:func:`set_live_hook` (``bpfnb`` registers a lazy one at import), and ``Map.live()``
-calls it.
+:func:`map_for` reads ``spec.kind`` (computed once, see :mod:`bpfnb.object.maptypes`)
+and nothing else: keyed maps get a :class:`~bpfnb.kernel.maps.Map` subclass, event
+streams a :class:`~bpfnb.kernel.streams.EventStream`, every other kind the read-only
+:class:`~bpfnb.kernel.maps.Map`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from bpfnb.errors import EventTypeError, MapTypeError
+from bpfnb.kernel import maps
+from bpfnb.kernel.fd import OwnedFd
+from bpfnb.kernel.streams import EventStream, LostCounter, PerfEventArray, RingBuffer
+from bpfnb.object.spec import MapSpec, ObjectSpec
 
-from bpfnb.errors import BpfnbError
+MapView = maps.Map | EventStream
 
-LiveHook = Callable[..., Any]
-_LIVE_HOOK: LiveHook | None = None
+#: kind -> keyed view class (kinds not listed get the read-only Map).
+VIEW_CLASSES: dict[str, type[maps.Map]] = {
+    "hash": maps.HashMap,
+    "lru_hash": maps.LruHashMap,
+    "array": maps.ArrayMap,
+    "percpu_hash": maps.PerCpuHashMap,
+    "percpu_array": maps.PerCpuArrayMap,
+    "lru_percpu_hash": maps.LruPerCpuHashMap,
+    "histogram": maps.HistogramMap,
+    "percpu_histogram": maps.PerCpuHistogramMap,
+}
+#: kind -> event stream class.
+STREAM_CLASSES: dict[str, type[EventStream]] = {
+    "ringbuf": RingBuffer,
+    "perf_event_array": PerfEventArray,
+}
 
 
-def set_live_hook(hook: LiveHook | None) -> None:
-    """Register the builder of live views: ``hook(source, interval=None) -> widget``."""
-    global _LIVE_HOOK
-    _LIVE_HOOK = hook
+def map_for(
+    fd: OwnedFd,
+    spec: MapSpec,
+    obj: ObjectSpec | None = None,
+    *,
+    event_type: str | EventTypeError | None = None,
+    lost: LostCounter | None = None,
+) -> MapView:
+    """Wrap a map fd in the view of its kind.
 
-
-def live(source: object, interval: float | None = None) -> Any:
-    """Build a live view of ``source`` with the registered hook.
-
-    Raises
-    ------
-    BpfnbError
-        When no UI registered a hook (``import bpfnb`` does).
+    Parameters
+    ----------
+    fd : OwnedFd
+        The map fd (shared with, and closed by, its owner).
+    spec : MapSpec
+        Its declaration.
+    obj : ObjectSpec, optional
+        The object the map belongs to (its BTF).
+    event_type : str, EventTypeError or None
+        Event streams: the C type of the events (or why it is unknown).
+    lost : LostCounter, optional
+        Event streams: where failed submissions are counted.
     """
-    if _LIVE_HOOK is None:
-        raise BpfnbError(
-            "live views need bpfnb's UI layer: `import bpfnb` (or %load_ext bpfnb) first"
-        )
-    return _LIVE_HOOK(source, interval=interval)
+    stream = STREAM_CLASSES.get(spec.kind)
+    if stream is not None:
+        return stream(fd, spec, obj, event_type=event_type, lost=lost)
+    cls = VIEW_CLASSES.get(spec.kind, maps.Map)
+    try:
+        return cls(fd, spec, obj)
+    except MapTypeError as e:
+        raise MapTypeError(f"map {spec.name!r}: {e}") from e

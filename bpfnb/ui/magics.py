@@ -17,12 +17,13 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 from traitlets import Bool, Float
 
-from bpfnb.build import command, compiler, eventtypes
+from bpfnb import pipeline
+from bpfnb.build import command
 from bpfnb.build.command import CellArgs
 from bpfnb.errors import CommandError
 from bpfnb.kernel import system
-from bpfnb.kernel.program import Program, load, programs
-from bpfnb.object.spec import ObjectSpec
+from bpfnb.kernel.program import Program
+from bpfnb.kernel.session import close_all, programs
 
 
 class _Status:
@@ -40,6 +41,10 @@ class _Status:
             self.handle = display(bundle, raw=True, display_id=True)
         else:
             self.handle.update(bundle, raw=True)
+
+
+#: JupyterLab numbers the ``%%bpf NAME`` line as line 1: the C starts on line 2.
+CELL_LINE_OFFSET = 1
 
 
 @magics_class
@@ -81,20 +86,21 @@ class BpfMagics(Magics):
 
     # -- cells ------------------------------------------------------------------------
     def _run_cell(self, args: CellArgs, source: str) -> Program | None:
-        system.ensure_privileges()
         status = _Status(self.progress)
         start = time.perf_counter()
         if args.compile_only:
             status.update(f"{args.name}: compiling…")
-            result = compiler.compile_cell(
+            built = pipeline.build_only(
                 source,
                 args.name,
                 defines=args.defines,
                 include_dirs=args.include_dirs,
                 cflags=args.cflags,
-                epilogue=eventtypes.epilogue(source),
+                line_offset=CELL_LINE_OFFSET,
             )
-            spec = ObjectSpec.from_file(result.object_path)
+            result = built.compile_result
+            assert result is not None
+            spec = built.spec
             status.update(
                 f"{args.name}: compiled in {result.seconds * 1000:.0f} ms"
                 f"{' (cached)' if result.cached else ''} -> {result.object_path}\n"
@@ -102,8 +108,9 @@ class BpfMagics(Magics):
                 f"  maps: {', '.join(f'{m.name} ({m.type_name})' for m in spec.maps.values())}"
             )
             return None
+        system.ensure_privileges()
         status.update(f"{args.name}: compiling and loading…")
-        prog = load(
+        prog = pipeline.load(
             source,
             name=args.name,
             attach=args.attach,
@@ -111,11 +118,12 @@ class BpfMagics(Magics):
             globals=dict(args.globals),
             include_dirs=args.include_dirs,
             cflags=args.cflags,
+            line_offset=CELL_LINE_OFFSET,
         )
         # The new version is loaded (and attached): only now replace the old one.
         old = self.bound.pop(args.name, None)
         if old is not None:
-            old.close()
+            old.close(wait=False)  # detaching is the kernel's slow part: off the user's wait
         self.bound[args.name] = prog
         if self.shell is not None:
             self.shell.user_ns[args.name] = prog
@@ -172,8 +180,7 @@ class BpfMagics(Magics):
     def _line_stop(self, args: command.LineArgs) -> None:
         if args.all:
             count = len(programs())
-            for prog in programs():
-                prog.close()
+            close_all()
             self.bound.clear()
             print(f"stopped {count} program(s)")
             return
@@ -239,9 +246,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Close every program of the session (``%unload_ext bpfnb``)."""
-    for prog in programs():
-        with contextlib.suppress(Exception):
-            prog.close()
+    with contextlib.suppress(Exception):
+        close_all()
     magics = ipython.magics_manager.registry.get("BpfMagics")
     if magics is not None:
         magics.bound.clear()

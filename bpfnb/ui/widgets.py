@@ -278,7 +278,7 @@ _REFRESHERS_LOCK = threading.Lock()
 def _owner_of(m: Any) -> Any:
     """Return the loaded Program that owns map ``m`` (None when there is none)."""
     try:
-        from bpfnb.kernel.program import programs
+        from bpfnb.kernel.session import programs
     except ImportError:
         return None
     for prog in programs():

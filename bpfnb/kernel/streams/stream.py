@@ -1,0 +1,539 @@
+"""What ring buffers and perf event arrays have in common: a consumer thread over a map.
+
+An :class:`EventStream` *has* a map (its owned fd and spec) and an
+:class:`~bpfnb.kernel.streams.store.EventStore`; it is not a :class:`~bpfnb.kernel.maps.Map`.
+It exposes exactly what an event stream supports — ``df()``, ``tail(n)``, ``len()``,
+``received``, ``lost``, ``trimmed``, ``max_rows``, ``event_type``, ``record()``,
+``on_event()``, ``clear()``, ``to_csv()``, ``live()`` — and refuses the mapping
+operations of keyed maps (``m[k]``, ``items()``, ``in``...) with an
+:class:`~bpfnb.errors.UnsupportedOperationError` that says so.
+
+A background consumer runs from :meth:`EventStream.start` (called by the program once
+attached) to :meth:`EventStream.close` (called before it unloads). Wake-ups are
+batched: the kernel wakes a consumer only when it commits a record while the consumer
+has caught up, and after each drain that found records the consumer sleeps
+``batch_delay`` seconds before draining again, so a busy producer pays about one
+wake-up per delay instead of one per record.
+
+Lost events are never hidden: the ``bpfnb/events.h`` macros count every failed
+``bpf_ringbuf_reserve`` / ``bpf_ringbuf_output`` / ``bpf_perf_event_output`` in the
+hidden per-CPU map ``bpfnb_lost`` (keyed by the map argument's text), which a
+:class:`LostCounter` reads; perf buffers add the kernel's ``PERF_RECORD_LOST`` counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import pandas as pd
+
+from bpfnb.build import eventtypes
+from bpfnb.codec.plan import Codec, codec_for
+from bpfnb.codec.streamparse import Run
+from bpfnb.errors import (
+    BpfKeyError,
+    ClosedError,
+    EventTypeError,
+    UnsupportedOperationError,
+)
+from bpfnb.kernel import bpf, cpus, live
+from bpfnb.kernel.fd import OwnedFd
+from bpfnb.kernel.streams.store import (
+    DEFAULT_MAX_ROWS,
+    Chunk,
+    EventCallback,
+    EventStore,
+    Recorder,
+    events_frame,
+)
+from bpfnb.object import btf
+from bpfnb.object.spec import MapSpec, ObjectSpec, find_type
+
+#: Seconds the consumer waits after a drain that found records (wake-up batching).
+DEFAULT_BATCH_DELAY = 0.002
+#: Longest epoll wait; the consumer also drains when it times out.
+POLL_TIMEOUT = 0.1
+MAX_ERRORS = 100  # errors kept in EventStream.errors
+ERROR_BACKOFF = 0.1  # seconds the consumer waits after a failed drain
+#: Bytes of a ``bpfnb_lost`` key (``BPFNB_LOST_KEY_LEN`` in bpfnb/events.h).
+LOST_KEY_LEN = 32
+LOST_MAP = eventtypes.LOST_MAP
+
+
+class LostCounter:
+    """Reads the hidden ``bpfnb_lost`` map: failed submissions per ring, summed over CPUs.
+
+    Parameters
+    ----------
+    fd : OwnedFd
+        The ``bpfnb_lost`` map (a per-CPU hash keyed by the map argument's text).
+    """
+
+    def __init__(self, fd: OwnedFd) -> None:
+        self._fd = fd
+
+    def count(self, ring: str) -> int:
+        """Submissions to ``ring`` that failed, exactly."""
+        fd = self._fd.get()
+        ncpu = cpus.possible_cpus()
+        total = 0
+        what = f"map {LOST_MAP!r}"
+        with contextlib.suppress(BpfKeyError):
+            for key in bpf.map_keys(fd, LOST_KEY_LEN, what=what):
+                site = key.split(b"\0", 1)[0].decode("utf-8", "replace")
+                if eventtypes.ring_name(site) != ring:
+                    continue
+                raw = bpf.map_lookup(fd, key, 8 * ncpu, what=what)
+                total += int(np.frombuffer(raw, dtype="<u8").sum())
+        return total
+
+
+def _codec_of(obj: ObjectSpec | None, name: str) -> Codec:
+    if obj is None:
+        raise EventTypeError(f"no BTF to find {name!r} in")
+    found = find_type(obj.btf, name)
+    if found is None:
+        raise EventTypeError(
+            f"type {name!r} is not in the program's BTF; declare it in the cell or in a header "
+            "it includes (struct definitions used by events are kept automatically)"
+        )
+    return codec_for(obj.btf, found)
+
+
+class EventStream:
+    """Events of a map streamed into a growing, bounded DataFrame (base class).
+
+    Parameters
+    ----------
+    fd : OwnedFd
+        The map fd (shared with, and closed by, the owning program).
+    spec : MapSpec
+        The map's declaration.
+    obj : ObjectSpec, optional
+        The object (its BTF holds the event type).
+    event_type : str, EventTypeError or None
+        The C type of the events (``"struct event"``), the error that says why it is
+        not known (raised by :meth:`df`), or None for raw bytes.
+    lost : LostCounter, optional
+        Where failed submissions are counted.
+    max_rows : int
+        Rows kept in memory; older rows are dropped and counted in :attr:`trimmed`.
+
+    Attributes
+    ----------
+    name : str
+        The map's C name.
+    owner : Program or None
+        The program the stream belongs to (set by it).
+    received : int
+        Events received since the program loaded.
+    batch_delay : float
+        Seconds to wait after a drain that found records.
+    errors : list of BaseException
+        Exceptions raised by ``on_event`` callbacks or the recorder (the consumer keeps
+        running).
+    """
+
+    #: What the stream is, in messages (``"ring buffer"``).
+    what = "event stream"
+
+    def __init__(
+        self,
+        fd: OwnedFd,
+        spec: MapSpec,
+        obj: ObjectSpec | None = None,
+        *,
+        event_type: str | EventTypeError | None = None,
+        lost: LostCounter | None = None,
+        max_rows: int = DEFAULT_MAX_ROWS,
+    ) -> None:
+        self._fd = fd
+        self.spec = spec
+        self.obj = obj
+        self.name = spec.name
+        self.owner: Any = None
+        self._lost_counter = lost
+        self._lock = threading.RLock()
+        self._drain_lock = threading.Lock()
+        self._deliver_lock = threading.Lock()
+        self._store = EventStore(max_rows)
+        self.batch_delay = DEFAULT_BATCH_DELAY
+        self.received = 0
+        self.errors: list[BaseException] = []
+        self._callbacks: list[EventCallback] = []
+        self._recorder: Recorder | None = None
+        self._kernel_lost = 0  # perf buffers: PERF_RECORD_LOST
+        self._final_lost: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_fd = -1
+        self._epoll: select.epoll | None = None
+        self._closed = False
+        self._codec: Codec | None = None
+        self._type_error: EventTypeError | None = None
+        if isinstance(event_type, EventTypeError):
+            self._type_error = event_type
+        elif event_type is not None:
+            try:
+                self._codec = _codec_of(obj, event_type)
+            except EventTypeError as err:
+                self._type_error = err
+
+    # -- description --------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        """The map's kind (``"ringbuf"`` or ``"perf_event_array"``)."""
+        return self.spec.kind
+
+    @property
+    def type_name(self) -> str:
+        """The map type as the kernel names it."""
+        return self.spec.type_name
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream was closed (its program stopped or was replaced)."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        what = self._codec.c_name if self._codec is not None else "untyped"
+        return (
+            f"<{type(self).__name__} {self.name!r}: {what} events, received={self.received}, "
+            f"lost={self.lost}>"
+        )
+
+    # -- event type ---------------------------------------------------------------------
+
+    @property
+    def event_type(self) -> str | None:
+        """The C type events are decoded as (``"struct event"``), or None (raw bytes).
+
+        Set it to a C type name of the program's BTF (``"struct event"``, also a type
+        declared in a header the cell includes), a ``btf.Type``, or None for raw bytes.
+        Rows already received are decoded again.
+        """
+        return self._codec.c_name if self._codec is not None else None
+
+    @event_type.setter
+    def event_type(self, value: str | btf.Type | None) -> None:
+        with self._lock:
+            self._type_error = None
+            if value is None:
+                self._codec = None
+            elif isinstance(value, str):
+                self._codec = _codec_of(self.obj, value)
+            else:
+                self._codec = codec_for(self.obj.btf if self.obj else None, value)
+
+    @property
+    def codec(self) -> Codec | None:
+        """The event type's codec (None while events are undecoded bytes)."""
+        return self._codec
+
+    def _width(self, runs: list[Run]) -> int:
+        if self._codec is not None:
+            return self._codec.size
+        return max((r.length for r in runs), default=0)
+
+    # -- counters -----------------------------------------------------------------------
+
+    @property
+    def lost(self) -> int:
+        """Events that could not be submitted or were dropped by the kernel, exactly."""
+        if self._final_lost is not None:
+            return self._final_lost
+        total = self._kernel_lost
+        if self._lost_counter is not None:
+            total += self._lost_counter.count(self.name)
+        return total
+
+    @property
+    def trimmed(self) -> int:
+        """Events dropped from memory because of :attr:`max_rows` (still in a recording)."""
+        return self._store.trimmed
+
+    @property
+    def max_rows(self) -> int:
+        """Rows kept in memory (older rows are trimmed)."""
+        return self._store.max_rows
+
+    @max_rows.setter
+    def max_rows(self, value: int) -> None:
+        with self._lock:
+            self._store.max_rows = int(value)
+
+    def __len__(self) -> int:
+        """Events kept in memory now."""
+        return len(self._store)
+
+    # -- consumer -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background consumer (idempotent)."""
+        with self._lock:
+            self._check_open()
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._open()
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name=f"bpfnb-{self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background consumer; events stay in the kernel buffer until drained."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        if self._wake_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.eventfd_write(self._wake_fd, 1)
+        if thread is not threading.current_thread():
+            thread.join()
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the background consumer runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop the consumer, unmap the buffers and close what this stream opened.
+
+        The map fd belongs to the program, which closes it after this.
+        """
+        self.stop()
+        with self._lock:
+            if self._closed:
+                return
+            with contextlib.suppress(Exception):
+                self._final_lost = self.lost  # the final count stays readable after close
+            self._closed = True
+            try:
+                if self._recorder is not None:
+                    self._recorder.close()
+                    self._recorder = None
+            finally:
+                try:
+                    self._release()
+                finally:
+                    self._close_epoll()
+
+    def _run(self) -> None:
+        epoll = self._epoll
+        assert epoll is not None
+        while not self._stop.is_set():
+            try:
+                n = self.drain()
+            except Exception as e:
+                self._note_error(e)
+                self._stop.wait(ERROR_BACKOFF)  # a failing drain must not spin
+                continue
+            if self._stop.is_set():
+                break
+            if n and self.batch_delay > 0:
+                self._stop.wait(self.batch_delay)
+            elif not n:
+                epoll.poll(POLL_TIMEOUT)
+
+    def _note_error(self, error: BaseException) -> None:
+        """Keep an error for the user (bounded; without its traceback, which pins buffers)."""
+        self.errors.append(error.with_traceback(None))
+        del self.errors[:-MAX_ERRORS]
+
+    def _new_epoll(self) -> select.epoll:
+        self._close_epoll()
+        epoll = select.epoll()
+        self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        epoll.register(self._wake_fd, select.EPOLLIN)
+        self._epoll = epoll
+        return epoll
+
+    def _close_epoll(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        if self._wake_fd >= 0:
+            os.close(self._wake_fd)
+            self._wake_fd = -1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(
+                f"{self.what} {self.name!r} is closed: its program was stopped or replaced"
+            )
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def drain(self) -> int:
+        """Consume every event available now (in the calling thread); return how many."""
+        raise NotImplementedError
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def _deliver(self, rows: np.ndarray, sizes: np.ndarray) -> None:
+        """Keep a batch, stream it to the recorder and callbacks, then count it received.
+
+        ``received`` grows last, so once it reaches a count every callback and the
+        recording have seen those events.
+        """
+        if not len(rows):
+            return
+        chunk = Chunk(rows, sizes, time.time_ns())
+        with self._deliver_lock:
+            with self._lock:
+                self._store.append(chunk)
+                callbacks, recorder = list(self._callbacks), self._recorder
+            if callbacks or recorder is not None:
+                self._publish(chunk, callbacks, recorder)
+            with self._lock:
+                self.received += len(chunk)
+
+    def _publish(
+        self, chunk: Chunk, callbacks: list[EventCallback], recorder: Recorder | None
+    ) -> None:
+        try:
+            frame = self._frame([chunk])
+        except Exception as e:
+            self._note_error(e)
+            return
+        if recorder is not None:
+            try:
+                recorder.write(frame)
+            except Exception as e:
+                self._note_error(e)
+        for cb in callbacks:
+            try:
+                cb(frame)
+            except Exception as e:
+                self._note_error(e)
+
+    # -- DataFrames ---------------------------------------------------------------------
+
+    def _frame(self, chunks: list[Chunk]) -> pd.DataFrame:
+        if self._type_error is not None:
+            raise self._type_error
+        return events_frame(chunks, self._codec)
+
+    def df(self) -> pd.DataFrame:
+        """Events received so far (at most :attr:`max_rows`, newest kept).
+
+        Columns come from the event type's BTF (as for map values) plus
+        ``received_at``, the time the consumer read the event. Without a known event
+        type the columns are ``size`` and ``data`` (raw bytes).
+
+        Raises
+        ------
+        EventTypeError
+            When the cell submits several types to this map; the message lists them.
+        """
+        with self._lock:
+            chunks = self._store.chunks()
+        return self._frame(chunks)
+
+    def tail(self, n: int = 20) -> pd.DataFrame:
+        """The newest ``n`` events, decoding only the chunks that hold them."""
+        with self._lock:
+            chunks = self._store.last(n)
+        frame = self._frame(chunks)
+        return frame.iloc[-n:].reset_index(drop=True) if n else frame.iloc[0:0]
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the events received so far (:meth:`df`) to a CSV file."""
+        out = Path(path)
+        self.df().to_csv(out, index=False)
+        return out
+
+    def clear(self) -> None:
+        """Forget the rows kept in memory (counters are kept)."""
+        with self._lock:
+            self._store.clear()
+
+    def record(self, path: str | Path | None) -> Path | None:
+        """Stream every event received from now on to ``path`` (None stops recording).
+
+        The file is CSV, or Parquet when ``path`` ends with ``.parquet`` (needs pyarrow).
+        Recording is not bounded by :attr:`max_rows`.
+        """
+        with self._deliver_lock, self._lock:
+            if self._recorder is not None:
+                self._recorder.close()
+                self._recorder = None
+            if path is None:
+                return None
+            self._recorder = Recorder(Path(path))
+            return self._recorder.path
+
+    def on_event(self, callback: EventCallback | None) -> None:
+        """Call ``callback(frame)`` with every decoded batch of new events.
+
+        Callbacks run in the consumer thread; exceptions go to :attr:`errors`. Passing
+        None removes every callback.
+        """
+        with self._lock:
+            if callback is None:
+                self._callbacks.clear()
+            else:
+                self._callbacks.append(callback)
+
+    def live(self, interval: float | None = None) -> Any:
+        """Show the newest events, refreshing every ``interval`` seconds (ipywidgets)."""
+        return live.live(self, interval)
+
+    # -- what an event stream is not ----------------------------------------------------
+
+    def _unsupported(self, operation: str) -> NoReturn:
+        raise UnsupportedOperationError(
+            f"{self.what} {self.name!r} is an event stream, not a keyed map: {operation} is "
+            "not supported. It supports df(), tail(n), len(), received, lost, trimmed, "
+            "max_rows, event_type, record(path), on_event(callback), clear(), to_csv(path), "
+            "live()"
+        )
+
+    def __getitem__(self, key: object) -> NoReturn:
+        self._unsupported("m[key]")
+
+    def __setitem__(self, key: object, value: object) -> NoReturn:
+        self._unsupported("m[key] = value")
+
+    def __delitem__(self, key: object) -> NoReturn:
+        self._unsupported("del m[key]")
+
+    def __contains__(self, key: object) -> NoReturn:
+        self._unsupported("'key in m'")
+
+    def __iter__(self) -> NoReturn:
+        self._unsupported("iteration over keys")
+
+    def get(self, key: object, default: object = None) -> NoReturn:
+        """Not supported: an event stream has no keys."""
+        self._unsupported("get(key)")
+
+    def items(self) -> NoReturn:
+        """Not supported: an event stream has no keys."""
+        self._unsupported("items()")
+
+    def keys(self) -> NoReturn:
+        """Not supported: an event stream has no keys."""
+        self._unsupported("keys()")
+
+    def values(self) -> NoReturn:
+        """Not supported: an event stream has no keys."""
+        self._unsupported("values()")
+
+
+__all__ = ["DEFAULT_MAX_ROWS", "EventStream", "LostCounter"]

@@ -1,0 +1,249 @@
+"""The load pipeline: build -> patch globals -> open -> load -> wrap -> attach -> start.
+
+One owner of the sequence, used by the Python API (:func:`load`, which ``bpfnb.load``
+is) and by the ``%%bpf`` magic alike. :func:`build_only` is the first half (compile and
+describe; no kernel, no privileges), for ``--compile-only``.
+
+Every step after the first kernel object exists runs under
+:func:`bpfnb.kernel.loader.interrupts_deferred` and releases what it made when anything
+fails (a compile, verifier or attach error, or Ctrl-C): a failed load leaves nothing in
+the kernel.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bpfnb.build import compiler, eventtypes
+from bpfnb.build.patch_globals import patch_object
+from bpfnb.diagnostics import parse_load_log
+from bpfnb.errors import BpfnbError, EventTypeError, LoadError, VerifierError
+from bpfnb.kernel import loader, session, system
+from bpfnb.kernel.program import Program
+from bpfnb.object import maptypes
+from bpfnb.object.spec import ObjectSpec
+
+
+@dataclass
+class Built:
+    """What the build half produced.
+
+    Attributes
+    ----------
+    name : str
+        The program's name.
+    source : str
+        The C text (empty for an object file).
+    data : bytes
+        The object file's bytes.
+    spec : ObjectSpec
+        Its description.
+    compile_result : CompileResult or None
+        clang's result (None for an object file).
+    cell_file : str
+        The file name clang saw for the cell (``NAME.bpf.c``), as line info names it.
+    line_offset : int
+        Lines before the cell's first C line in the user's editor (1 for ``%%bpf``).
+    """
+
+    name: str
+    source: str
+    data: bytes
+    spec: ObjectSpec
+    compile_result: compiler.CompileResult | None
+    cell_file: str
+    line_offset: int = 0
+
+    def event_types(self) -> dict[str, str | EventTypeError | None]:
+        """The event C type of every event stream map, found in the cell's text."""
+        out: dict[str, str | EventTypeError | None] = {}
+        for name, spec in self.spec.maps.items():
+            if not maptypes.is_event_stream(spec.kind):
+                continue
+            try:
+                out[name] = eventtypes.event_type_name(self.source, name)
+            except EventTypeError as err:
+                out[name] = err
+        return out
+
+
+def _read_source(source_or_path: str | os.PathLike[str]) -> tuple[str, Path | None]:
+    """Return (C text, object path): exactly one of them is meaningful."""
+    if isinstance(source_or_path, os.PathLike) or (
+        isinstance(source_or_path, str)
+        and "\n" not in source_or_path
+        and source_or_path.endswith((".c", ".o"))
+    ):
+        path = Path(source_or_path)
+        if not path.is_file():
+            raise BpfnbError(f"no such file: {path}")
+        if path.suffix == ".o":
+            return "", path
+        return path.read_text(), None
+    return str(source_or_path), None
+
+
+def build_only(
+    source_or_path: str | os.PathLike[str],
+    name: str = "prog",
+    *,
+    defines: Mapping[str, str] | None = None,
+    include_dirs: list[str] | None = None,
+    cflags: list[str] | None = None,
+    line_offset: int = 0,
+) -> Built:
+    """Compile (when given C) and describe a program; needs no kernel and no privilege.
+
+    Raises
+    ------
+    CompileError, ToolMissingError
+        With a short message quoting the cell.
+    """
+    source, object_path = _read_source(source_or_path)
+    result = None
+    cell_file = f"{name}.bpf.c"
+    if object_path is None:
+        result = compiler.compile_cell(
+            source,
+            name,
+            defines=dict(defines or {}),
+            include_dirs=include_dirs or [],
+            cflags=cflags or [],
+            epilogue=eventtypes.epilogue(source),
+        )
+        object_path = result.object_path
+        cell_file = result.source_name
+    data = object_path.read_bytes()
+    return Built(name, source, data, ObjectSpec.from_bytes(data), result, cell_file, line_offset)
+
+
+def load_built(
+    built: Built,
+    *,
+    attach: bool = True,
+    global_values: Mapping[str, Any] | None = None,
+) -> Program:
+    """Load, wrap, attach and start a built program (the kernel half).
+
+    Raises
+    ------
+    VerifierError, LoadError, AttachError, KernelFeatureError, PrivilegeError
+        With a short message; nothing stays in the kernel.
+    """
+    system.ensure_privileges()
+    data = built.data
+    if global_values:
+        data = patch_object(data, built.spec, dict(global_values))
+
+    def failure(reason: str, log: str) -> BaseException:
+        return _load_error(reason, log, built)
+
+    with loader.interrupts_deferred():
+        opened = loader.open_object(data, built.spec, built.name)
+        loaded = opened.load(failure=failure)
+        prog: Program | None = None
+        try:
+            prog = Program(
+                built.name,
+                loaded,
+                source=built.source,
+                build=built.compile_result,
+                event_types=built.event_types(),
+            )
+            if attach:
+                loaded.attach()
+            prog.start()
+        except BaseException:
+            if prog is not None:
+                prog.close()
+            else:
+                loaded.close()
+            raise
+        session.register(prog)
+    return prog
+
+
+def load(
+    source_or_path: str | os.PathLike[str],
+    name: str = "prog",
+    attach: bool = True,
+    defines: Mapping[str, str] | None = None,
+    globals: Mapping[str, Any] | None = None,
+    *,
+    include_dirs: list[str] | None = None,
+    cflags: list[str] | None = None,
+    line_offset: int = 0,
+) -> Program:
+    """Compile (when given C), load and attach a BPF program.
+
+    Parameters
+    ----------
+    source_or_path : str or path-like
+        C text of a cell, a path to a ``.c`` file, or a compiled ``.o`` object.
+    name : str
+        The program's name (and the cell's file name for clang, ``NAME.bpf.c``).
+    attach : bool
+        Attach every auto-attachable program (tracepoint, raw_tp, tp_btf, fentry,
+        fexit, uprobe with a target...).
+    defines : mapping, optional
+        ``-D`` macros.
+    globals : mapping, optional
+        Values for ``const volatile`` globals, set before load.
+    include_dirs, cflags : list of str, optional
+        ``-I`` directories and extra clang flags.
+    line_offset : int
+        Lines before the C text in the user's editor (messages use its numbering).
+
+    Returns
+    -------
+    Program
+
+    Raises
+    ------
+    CompileError, VerifierError, LoadError, AttachError, KernelFeatureError,
+    PrivilegeError, ToolMissingError
+        With a short message; nothing stays loaded in the kernel.
+    """
+    system.ensure_privileges()
+    built = build_only(
+        source_or_path,
+        name,
+        defines=defines,
+        include_dirs=include_dirs,
+        cflags=cflags,
+        line_offset=line_offset,
+    )
+    return load_built(built, attach=attach, global_values=globals)
+
+
+def _load_error(reason: str, log: str, built: Built) -> LoadError:
+    """A load failure as a short error quoting the failing cell line."""
+    parsed = parse_load_log(log, built.cell_file)
+    if not parsed.verifier_log:
+        message = f"the kernel refused to load the object: {parsed.reason or reason}"
+        if parsed.hint:
+            message += f"\nhint: {parsed.hint}"
+        return LoadError(message, log)
+    lines = built.source.splitlines()
+    where = f" at cell line {parsed.line}" if parsed.line else ""
+    message = f"the verifier rejected program {parsed.program!r}{where}:"
+    if parsed.line and 0 < parsed.line <= len(lines):
+        message += f"\n  {parsed.line:>4} | {lines[parsed.line - 1]}"
+    elif parsed.source_text:
+        message += f"\n       | {parsed.source_text}"
+    message += f"\n  {parsed.reason}"
+    if parsed.hint:
+        message += f"\nhint: {parsed.hint}"
+    return VerifierError(
+        message,
+        log,
+        program=parsed.program,
+        line=parsed.line,
+        source_line=lines[parsed.line - 1] if parsed.line and parsed.line <= len(lines) else None,
+        reason=parsed.reason,
+        hint=parsed.hint,
+    )
