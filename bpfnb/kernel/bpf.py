@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import platform
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +44,7 @@ from bpfnb.errors import (
 )
 from bpfnb.kernel import bpf_abi as abi
 from bpfnb.kernel.bpf_abi import BPF_ANY, BPF_EXIST, BPF_STATS_RUN_TIME, Cmd
+from bpfnb.kernel.libc import LIBC, syscall_number
 from bpfnb.object import maptypes
 
 
@@ -73,10 +73,8 @@ def _error(err: int, command: Cmd, what: str) -> BpfSyscallError:
 # --------------------------------------------------------------------------------------
 # the raw syscall
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-_NR_BPF = abi.SYSCALL_NUMBERS.get(platform.machine(), 321)
+_syscall = LIBC.syscall
+_NR_BPF = syscall_number("bpf")
 
 
 def bpf(cmd: Cmd, attr: ctypes.Structure) -> int:
@@ -219,7 +217,7 @@ def map_lookup(fd: int, key: Buffer, value_size: int, flags: int = 0, *, what: s
     key : bytes-like
         The raw key.
     value_size : int
-        Bytes of the value buffer: :func:`value_buffer_size` of the map.
+        Bytes of the value buffer: :func:`bpfnb.kernel.cpus.value_buffer_size` of the map.
     flags : int
         ``BPF_F_LOCK`` or 0.
     what : str
@@ -368,7 +366,7 @@ def map_lookup_batch(
     key_size : int
         The map's key size.
     value_bytes : int
-        Bytes per value in bpf(2) buffers (:func:`value_buffer_size`).
+        Bytes per value in bpf(2) buffers (:func:`bpfnb.kernel.cpus.value_buffer_size`).
     max_entries : int
         The map's capacity (sizes the buffers).
     chunk : int, optional
@@ -618,24 +616,9 @@ def _next_id(cmd: Cmd, start: int) -> int | None:
     return int(attr.next_id)
 
 
-def prog_get_next_id(start: int = 0) -> int | None:
-    """Return the id of the first program after ``start``, or None."""
-    return _next_id(Cmd.PROG_GET_NEXT_ID, start)
-
-
 def map_get_next_id(start: int = 0) -> int | None:
     """Return the id of the first map after ``start``, or None."""
     return _next_id(Cmd.MAP_GET_NEXT_ID, start)
-
-
-def prog_ids() -> list[int]:
-    """Return the ids of every loaded program."""
-    ids: list[int] = []
-    nxt = prog_get_next_id(0)
-    while nxt is not None:
-        ids.append(nxt)
-        nxt = prog_get_next_id(nxt)
-    return ids
 
 
 def map_ids() -> list[int]:
@@ -656,11 +639,6 @@ def _fd_by_id(cmd: Cmd, obj_id: int, kind: str) -> int:
     if ret < 0:
         raise _error(-ret, cmd, f"{kind} id {obj_id}")
     return ret
-
-
-def prog_get_fd_by_id(prog_id: int) -> int:
-    """Open a program by id (close the fd with :func:`os.close`)."""
-    return _fd_by_id(Cmd.PROG_GET_FD_BY_ID, prog_id, "program")
 
 
 def map_get_fd_by_id(map_id: int) -> int:

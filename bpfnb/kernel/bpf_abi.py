@@ -10,20 +10,6 @@ from __future__ import annotations
 import ctypes
 import enum
 
-#: bpf(2) syscall number per machine (uname -m).
-SYSCALL_NUMBERS: dict[str, int] = {
-    "x86_64": 321,
-    "aarch64": 280,
-    "arm64": 280,
-    "riscv64": 280,
-    "loongarch64": 280,
-    "ppc64le": 361,
-    "s390x": 351,
-    "i686": 357,
-    "i386": 357,
-    "armv7l": 386,
-}
-
 
 class Cmd(enum.IntEnum):
     """bpf(2) commands (``enum bpf_cmd``)."""

@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from bpfnb.kernel.libc import LIBC
+
 # enum libbpf_print_level
 LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
 
@@ -129,9 +131,9 @@ class PrintCapture:
     def __init__(self) -> None:
         self._local = threading.local()
         self._callback: Any = None
-        self._libc = ctypes.CDLL(None)
-        self._libc.vsnprintf.restype = ctypes.c_int
-        self._libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, _P]
+        self._vsnprintf = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, _P
+        )(("vsnprintf", LIBC))
 
     def install(self, lib: Libbpf) -> None:
         """Route libbpf's messages through this object (idempotent)."""
@@ -144,7 +146,7 @@ class PrintCapture:
         if sink is None or level > LIBBPF_INFO or fmt is None:
             return 0
         buf = ctypes.create_string_buffer(self._BUF_SIZE)
-        n = self._libc.vsnprintf(buf, self._BUF_SIZE, fmt, args)
+        n = self._vsnprintf(buf, self._BUF_SIZE, fmt, args)
         text = buf.value.decode("utf-8", "replace")
         if n >= self._BUF_SIZE:
             text += "...\n"

@@ -146,7 +146,7 @@ class Map:
         self.per_cpu = spec.per_cpu
         self.ncpus = cpus.possible_cpus() if self.per_cpu else 1
         self.slot = cpus.value_slot_size(spec.value_size) if self.per_cpu else spec.value_size
-        self.value_bytes = self.slot * self.ncpus
+        self.value_bytes = cpus.value_buffer_size(self.per_cpu, spec.value_size)
 
     # -- description --------------------------------------------------------------------
 

@@ -12,9 +12,8 @@ import os
 import struct
 
 from bpfnb.errors import KernelFeatureError
+from bpfnb.kernel.libc import LIBC, syscall_number
 
-#: perf_event_open(2) syscall number per machine (uname -m).
-SYSCALL_NUMBERS = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319, "s390x": 331}
 PERF_TYPE_HARDWARE = 0
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_CPU_CLOCK = 0
@@ -28,8 +27,6 @@ IOC_ENABLE = 0x2400
 IOC_DISABLE = 0x2401
 #: Offsets of data_head / data_tail in the perf mmap header page.
 DATA_HEAD, DATA_TAIL = 1024, 1032
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def perf_event_open(
@@ -67,13 +64,11 @@ def perf_event_open(
     KernelFeatureError
         With the errno's text and the event.
     """
-    nr = SYSCALL_NUMBERS.get(os.uname().machine)
-    if nr is None:
-        raise KernelFeatureError(f"perf_event_open: unknown syscall number on {os.uname().machine}")
+    nr = syscall_number("perf_event_open")
     attr = ctypes.create_string_buffer(128)
     struct.pack_into("<IIQQQ", attr, 0, type_, PERF_ATTR_SIZE, config, sample_period, sample_type)
     struct.pack_into("<QI", attr, 40, flags, wakeup)
-    fd = int(_libc.syscall(nr, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC))
+    fd = int(LIBC.syscall(nr, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC))
     if fd < 0:
         err = ctypes.get_errno()
         raise KernelFeatureError(f"perf_event_open({what}, cpu {cpu}) failed: {os.strerror(err)}")
@@ -82,4 +77,4 @@ def perf_event_open(
 
 def ioctl(fd: int, request: int) -> None:
     """``ioctl(fd, request, 0)`` on a perf event (enable / disable)."""
-    _libc.ioctl(fd, request, 0)
+    LIBC.ioctl(fd, request, 0)

@@ -78,7 +78,12 @@ class Program:
         self._closers: list[Callable[[], None]] = []
         self._closed = False
         lost_fd = loaded.map_fds.get(LOST_MAP)
-        lost = LostCounter(lost_fd) if lost_fd is not None else None
+        lost_spec = self.spec.maps.get(LOST_MAP)
+        lost = (
+            LostCounter(lost_fd, lost_spec)
+            if lost_fd is not None and lost_spec is not None
+            else None
+        )
         types = event_types or {}
         self._maps: dict[str, views.MapView] = {}
         for map_name, map_spec in self.spec.maps.items():

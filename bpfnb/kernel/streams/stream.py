@@ -62,8 +62,6 @@ DEFAULT_BATCH_DELAY = 0.002
 POLL_TIMEOUT = 0.1
 MAX_ERRORS = 100  # errors kept in EventStream.errors
 ERROR_BACKOFF = 0.1  # seconds the consumer waits after a failed drain
-#: Bytes of a ``bpfnb_lost`` key (``BPFNB_LOST_KEY_LEN`` in bpfnb/events.h).
-LOST_KEY_LEN = 32
 LOST_MAP = eventtypes.LOST_MAP
 
 
@@ -74,10 +72,13 @@ class LostCounter:
     ----------
     fd : OwnedFd
         The ``bpfnb_lost`` map (a per-CPU hash keyed by the map argument's text).
+    spec : MapSpec
+        Its declaration (the key size comes from ``struct bpfnb_lost_key`` in BTF).
     """
 
-    def __init__(self, fd: OwnedFd) -> None:
+    def __init__(self, fd: OwnedFd, spec: MapSpec) -> None:
         self._fd = fd
+        self._key_size = spec.key_size
 
     def count(self, ring: str) -> int:
         """Submissions to ``ring`` that failed, exactly."""
@@ -86,7 +87,7 @@ class LostCounter:
         total = 0
         what = f"map {LOST_MAP!r}"
         with contextlib.suppress(BpfKeyError):
-            for key in bpf.map_keys(fd, LOST_KEY_LEN, what=what):
+            for key in bpf.map_keys(fd, self._key_size, what=what):
                 site = key.split(b"\0", 1)[0].decode("utf-8", "replace")
                 if eventtypes.ring_name(site) != ring:
                     continue
