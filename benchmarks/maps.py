@@ -43,7 +43,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bpfnb.kernel import bpf as syscall
-from bpfnb.kernel.maps import Map, map_for
+from bpfnb.kernel import cpus
+from bpfnb.kernel.fd import OwnedFd
+from bpfnb.kernel.maps import Map
+from bpfnb.kernel.views import map_for
 from bpfnb.object.spec import ObjectSpec
 
 GOAL_SECONDS = 0.35
@@ -241,7 +244,7 @@ def main() -> int:
     import pylibbpf
 
     rows, pcpu_rows = args.rows, args.pcpu_rows
-    ncpu = syscall.possible_cpus()
+    ncpu = cpus.possible_cpus()
     print(f"bpfnb map benchmark: {rows:,} entries (u32 -> struct {{u64 a; u64 b;}}), "
           f"{ncpu} possible CPUs, {os.cpu_count()} online")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bpfnb-bench-") as tmp:
@@ -250,8 +253,8 @@ def main() -> int:
         obj = pylibbpf._BpfObject(str(path), {})
         obj.load()
         pybig = obj.get_map("big")
-        big = map_for(pybig.get_fd(), spec.maps["big"], spec)
-        pcpu = map_for(obj.get_map("pcpu").get_fd(), spec.maps["pcpu"], spec)
+        big = map_for(OwnedFd.dup(pybig.get_fd(), "big"), spec.maps["big"], spec)
+        pcpu = map_for(OwnedFd.dup(obj.get_map("pcpu").get_fd(), "pcpu"), spec.maps["pcpu"], spec)
 
         t0 = time.perf_counter()
         fill(big, rows)
