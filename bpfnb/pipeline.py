@@ -135,6 +135,10 @@ def load_built(
         With a short message; nothing stays in the kernel.
     """
     system.ensure_privileges()
+    return _load(built, attach=attach, global_values=global_values)
+
+
+def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None) -> Program:
     data = built.data
     if global_values:
         data = patch_object(data, built.spec, dict(global_values))
@@ -217,7 +221,7 @@ def load(
         cflags=cflags,
         line_offset=line_offset,
     )
-    return load_built(built, attach=attach, global_values=globals)
+    return _load(built, attach=attach, global_values=globals)
 
 
 def _load_error(reason: str, log: str, built: Built) -> LoadError:

@@ -264,7 +264,6 @@ class OpenObject:
             stays in the kernel.
         """
         ptr = self._live()
-        system.ensure_privileges()
         with _PRINT.capture() as messages:
             ret = self._lib.bpf_object__load(ptr)
         if ret < 0:

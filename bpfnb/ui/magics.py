@@ -108,7 +108,6 @@ class BpfMagics(Magics):
                 f"  maps: {', '.join(f'{m.name} ({m.type_name})' for m in spec.maps.values())}"
             )
             return None
-        system.ensure_privileges()
         status.update(f"{args.name}: compiling and loading…")
         prog = pipeline.load(
             source,
