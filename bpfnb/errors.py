@@ -120,3 +120,7 @@ class EventTypeError(BpfnbError):
 
 class BtfError(BpfnbError):
     """The BTF or ELF data of an object could not be parsed."""
+
+
+class CacheError(BpfnbError):
+    """bpfnb's cache directory is unsafe (a symbolic link, someone else's) or unusable."""
