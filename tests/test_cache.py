@@ -238,3 +238,12 @@ def test_locked_reports_an_evicted_directory(tmp_path: Path, env: pytest.MonkeyP
     assert cache.prune(limit=0) > 0
     with cache.locked(entry, shared=True) as live:
         assert not live
+
+
+def test_unusable_locations_are_clear_errors(tmp_path: Path, env: pytest.MonkeyPatch) -> None:
+    (tmp_path / "file").write_text("")
+    env.setenv("BPFNB_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    with pytest.raises(CacheError, match=r"cannot create .*file.*BPFNB_CACHE_DIR"):
+        cache.cache_root()
+    deps = cache.Dependencies.scan([str(tmp_path / "vanished.h")], [])
+    assert not deps.valid()

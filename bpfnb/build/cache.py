@@ -79,7 +79,13 @@ def cache_root() -> Path:
     if not root.is_absolute():
         root = Path.cwd() / root
     if not os.path.lexists(root.parent):
-        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            root.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CacheError(
+                f"cannot create {root.parent} for the bpfnb cache: {err.strerror}; "
+                "set BPFNB_CACHE_DIR to a directory of your own"
+            ) from None
     return private_dir(root)
 
 
@@ -102,8 +108,15 @@ def private_dir(path: Path) -> Path:
     CacheError
         ``path`` is a symbolic link, not a directory, or owned by someone else.
     """
-    with contextlib.suppress(FileExistsError):
+    try:
         os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise CacheError(
+            f"cannot create the bpfnb cache directory {path}: {err.strerror}; "
+            "set BPFNB_CACHE_DIR to a directory of your own"
+        ) from None
     try:
         fd = os.open(path, _OPEN_DIR)
     except OSError as err:
@@ -215,8 +228,11 @@ class Dependencies:
         absent: set[str] = set()
         dirs = [d.rstrip("/") or "/" for d in search_dirs]
         for path in dict.fromkeys(paths):
-            st = os.stat(path)
-            files.append([path, *_signature(st)])
+            try:
+                files.append([path, *_signature(os.stat(path))])
+            except OSError:
+                files.append([path, -1, -1, -1, -1])  # gone already: never valid
+                continue
             for index, directory in enumerate(dirs):
                 prefix = directory if directory.endswith("/") else directory + "/"
                 if not path.startswith(prefix):
