@@ -1,9 +1,21 @@
-"""Turn what libbpf printed during a failed load into a short, precise error.
+"""Every message that names a line of a cell: clang diagnostics, verifier and attach errors.
 
-Pure: works on the text libbpf wrote to stderr. The verifier log interleaves
-instructions with source annotations (``; *n += 1; @ prog.bpf.c:8``) taken from the
-object's BTF line info; the last annotation in the cell before the failure names the
-cell line, and the last line before ``processed N insns`` is the verifier's reason.
+Pure: works on the text clang and libbpf wrote. Three kinds of failure end up here:
+
+- clang's diagnostics (:func:`parse_diagnostics`, :func:`format_compile_error`,
+  :func:`format_warnings`);
+- a failed load (:func:`parse_load_log`, :func:`load_error`): the verifier log
+  interleaves instructions with source annotations (``; *n += 1; @ prog.bpf.c:8``) taken
+  from the object's BTF line info; the last annotation in the cell before the failure
+  names the cell line, and the last line before ``processed N insns`` is the verifier's
+  reason;
+- a failed attach (:func:`attach_error_message`).
+
+Line numbers: clang and the verifier count the cell's C text from 1. A notebook numbers
+the ``%%bpf NAME`` line as its line 1, so the first C line is *gutter* line 2. Every
+function that names a cell line takes ``line_offset`` (1 for ``%%bpf`` cells, 0 for
+files and ``bpfnb.load(text)``) and shows ``cell line + line_offset``: the number the
+user sees next to the line. :func:`quote_cell_line` is the one place that quotes a line.
 
 Examples
 --------
@@ -12,12 +24,19 @@ Examples
 >>> failure = parse_load_log(log, "c.bpf.c")
 >>> failure.program, failure.line, failure.hint is not None
 ('f', 3, True)
+>>> print("\\n".join(quote_cell_line("int x = ;\\n", 1, column=9, line_offset=1)))
+     2 | int x = ;
+       |         ^
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from bpfnb.errors import LoadError, VerifierError
 
 _BEGIN_RE = re.compile(r"libbpf: prog '(?P<prog>[^']+)': -- BEGIN PROG LOAD LOG --")
 _END = "-- END PROG LOAD LOG --"
@@ -26,6 +45,10 @@ _INSN_RE = re.compile(r"^\d+: (\(|R\d|frame)")
 _STATE_RE = re.compile(r"^(\d+: )?(R\d+_?\w*=|frame\d+:|from \d+ to \d+:)")
 _FAILED_RE = re.compile(
     r"libbpf: prog '(?P<prog>[^']+)': (?:BPF program )?load failed: (?P<err>.*)"
+)
+_DIAG_RE = re.compile(
+    r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): "
+    r"(?P<kind>fatal error|error|warning|note): (?P<msg>.*)$"
 )
 _NOISE_RE = re.compile(
     r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|"
@@ -208,3 +231,301 @@ def parse_load_log(log: str, cell_file: str) -> LoadFailure:
             reason = line
             break
     return LoadFailure(program, None, None, reason, hint_for(reason), "")
+
+
+# -- quoting a cell line ------------------------------------------------------------------
+
+
+def quote_cell_line(
+    source: str, line: int, *, column: int | None = None, line_offset: int = 0
+) -> list[str]:
+    """Quote one line of a cell with its gutter number, and a caret under ``column``.
+
+    Parameters
+    ----------
+    source : str
+        The cell's C text.
+    line : int
+        1-based line in ``source`` (clang's and the verifier's numbering).
+    column : int, optional
+        1-based column; adds a second line with a caret under it.
+    line_offset : int
+        Added to ``line`` for the number shown (1 for ``%%bpf`` cells).
+
+    Returns
+    -------
+    list of str
+        ``["    12 | text"]`` (plus ``["       |    ^"]`` with a column), or ``[]``
+        when ``line`` is not a line of ``source``.
+    """
+    lines = source.splitlines()
+    if not 0 < line <= len(lines):
+        return []
+    out = [f"  {line + line_offset:>4} | {lines[line - 1]}"]
+    if column is not None and column > 0:
+        out.append(f"       | {' ' * (column - 1)}^")
+    return out
+
+
+def first_lines(text: str, n: int) -> str:
+    """Return the first ``n`` lines of ``text``, saying how many more there were."""
+    lines = text.strip().splitlines()
+    more = f"\n... ({len(lines) - n} more lines in err.log)" if len(lines) > n else ""
+    return "\n".join(lines[:n]) + more
+
+
+# -- clang ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One clang diagnostic, located in the cell when ``in_cell`` is true.
+
+    Attributes
+    ----------
+    kind : str
+        ``error``, ``fatal error``, ``warning`` or ``note``.
+    message : str
+        clang's message.
+    line, column : int
+        Position. For a diagnostic in the cell, ``line`` is the line the user sees
+        (clang's cell line plus the ``line_offset`` given to :func:`parse_diagnostics`).
+    file : str
+        The file clang named (the cell file or a header).
+    in_cell : bool
+        Whether the position is in the cell's own text (not in a header, nor in the
+        lines bpfnb appends after the cell).
+    """
+
+    kind: str
+    message: str
+    line: int
+    column: int
+    file: str
+    in_cell: bool
+
+    def shifted(self, line_offset: int) -> Diagnostic:
+        """Return this diagnostic with ``line_offset`` added to a cell line."""
+        if not self.in_cell or not line_offset:
+            return self
+        return Diagnostic(
+            self.kind, self.message, self.line + line_offset, self.column, self.file, True
+        )
+
+
+def parse_diagnostics(
+    stderr: str, source_name: str, *, cell_lines: int | None = None, line_offset: int = 0
+) -> list[Diagnostic]:
+    """Parse clang's stderr into diagnostics, marking those located in the cell.
+
+    Parameters
+    ----------
+    stderr : str
+        clang's output (``-fno-caret-diagnostics``).
+    source_name : str
+        The cell's file name as clang saw it (``NAME.bpf.c``).
+    cell_lines : int, optional
+        How many lines the cell has: positions after them are in the lines bpfnb
+        appended (license, event types) and are not ``in_cell``.
+    line_offset : int
+        Added to the line of every diagnostic in the cell.
+    """
+    result = []
+    for raw in stderr.splitlines():
+        m = _DIAG_RE.match(raw)
+        if not m:
+            continue
+        line = int(m["line"])
+        in_cell = os.path.basename(m["file"]) == source_name and (
+            cell_lines is None or line <= cell_lines
+        )
+        result.append(
+            Diagnostic(
+                kind=m["kind"],
+                message=m["msg"],
+                line=line + line_offset if in_cell else line,
+                column=int(m["col"]),
+                file=m["file"],
+                in_cell=in_cell,
+            )
+        )
+    return result
+
+
+def prelude_clash(diagnostics: Sequence[Diagnostic], error: Diagnostic) -> str | None:
+    """Explain an error whose 'previous definition' note points into the prelude."""
+    index = diagnostics.index(error)
+    following = diagnostics[index + 1 : index + 2]
+    if not following or following[0].kind != "note" or following[0].in_cell:
+        return None
+    header = os.path.basename(following[0].file)
+    if header != "vmlinux.h" and not header.startswith("bpf_"):
+        return None
+    name = re.search(r"'([^']+)'", error.message)
+    what = f"'{name.group(1)}'" if name else "this name"
+    return f"{what} is already defined by {header}, which every cell includes: rename it"
+
+
+def _describe(diag: Diagnostic, source: str, line_offset: int) -> list[str]:
+    if diag.in_cell:
+        return [
+            f"  line {diag.line}, col {diag.column}: {diag.message}",
+            *quote_cell_line(
+                source, diag.line - line_offset, column=diag.column, line_offset=line_offset
+            ),
+        ]
+    base = os.path.basename(diag.file)
+    where = "the lines bpfnb appends to the cell" if base.endswith(".bpf.c") else base
+    return [f"  in {where}:{diag.line}: {diag.message}"]
+
+
+def format_compile_error(
+    name: str,
+    source: str,
+    diagnostics: Sequence[Diagnostic],
+    stderr: str,
+    limit: int = 5,
+    *,
+    line_offset: int = 0,
+) -> str:
+    """Format clang's errors as a short message quoting the cell's own lines.
+
+    Parameters
+    ----------
+    name : str
+        The cell's name.
+    source : str
+        The cell's C text.
+    diagnostics : sequence of Diagnostic
+        From :func:`parse_diagnostics` with the same ``line_offset``.
+    stderr : str
+        clang's whole output (shown when no error could be parsed).
+    limit : int
+        How many errors to show.
+    line_offset : int
+        What was added to the cell lines of ``diagnostics``.
+    """
+    errors = [d for d in diagnostics if d.kind in ("error", "fatal error")]
+    if not errors:
+        return f"clang failed on cell {name!r}:\n{first_lines(stderr, 10)}"
+    count = len(errors)
+    out = [f"clang: {count} error{'s' if count != 1 else ''} in cell {name!r}"]
+    for diag in errors[:limit]:
+        out += _describe(diag, source, line_offset)
+        note = prelude_clash(diagnostics, diag)
+        if note:
+            out.append(f"  hint: {note}")
+    if count > limit:
+        out.append(f"  ... and {count - limit} more (err.log has clang's whole output)")
+    return "\n".join(out)
+
+
+def format_warnings(
+    name: str, source: str, warnings: Sequence[Diagnostic], limit: int = 3, *, line_offset: int = 0
+) -> str:
+    """Format clang's warnings like :func:`format_compile_error` formats errors.
+
+    ``warnings`` come from :func:`parse_diagnostics` (or ``CompileResult.warnings``)
+    with the same ``line_offset``. Returns ``""`` when there are none.
+    """
+    if not warnings:
+        return ""
+    count = len(warnings)
+    out = [f"clang: {count} warning{'s' if count != 1 else ''} in cell {name!r}"]
+    for diag in warnings[:limit]:
+        out += _describe(diag, source, line_offset)
+    if count > limit:
+        out.append(f"  ... and {count - limit} more")
+    return "\n".join(out)
+
+
+# -- load and attach ------------------------------------------------------------------------
+
+
+def load_error(
+    failure: str, log: str, cell_file: str, source: str, *, line_offset: int = 0
+) -> LoadError:
+    """Build the error of a failed load from what libbpf printed.
+
+    Parameters
+    ----------
+    failure : str
+        The text of the exception the loader caught (used when the log says nothing).
+    log : str
+        Everything libbpf wrote while loading.
+    cell_file : str
+        The file name clang saw for the cell (``NAME.bpf.c``).
+    source : str
+        The cell's C text, to quote the failing line.
+    line_offset : int
+        Added to cell line numbers (1 for ``%%bpf`` cells).
+
+    Returns
+    -------
+    LoadError
+        A :class:`~bpfnb.errors.VerifierError` when the verifier rejected a program
+        (``line`` is the line the user sees), else a plain LoadError.
+    """
+    parsed = parse_load_log(log, cell_file)
+    if not parsed.verifier_log:
+        message = f"the kernel refused to load the object: {parsed.reason or failure}"
+        if parsed.hint:
+            message += f"\nhint: {parsed.hint}"
+        return LoadError(message, log)
+    lines = source.splitlines()
+    in_cell = parsed.line is not None and 0 < parsed.line <= len(lines)
+    shown = parsed.line + line_offset if in_cell and parsed.line is not None else None
+    where = f" at cell line {shown}" if shown is not None else ""
+    message = f"the verifier rejected program {parsed.program!r}{where}:"
+    if in_cell and parsed.line is not None:
+        message += "\n" + "\n".join(quote_cell_line(source, parsed.line, line_offset=line_offset))
+    elif parsed.source_text:
+        message += f"\n       | {parsed.source_text}"
+    message += f"\n  {parsed.reason}"
+    if parsed.hint:
+        message += f"\nhint: {parsed.hint}"
+    return VerifierError(
+        message,
+        log,
+        program=parsed.program,
+        line=shown,
+        source_line=lines[parsed.line - 1] if in_cell and parsed.line is not None else None,
+        reason=parsed.reason,
+        hint=parsed.hint,
+    )
+
+
+def attach_error_message(
+    program: str, section: str, kind: str | None, error: str, libbpf_log: str
+) -> str:
+    """Explain why a program could not be attached.
+
+    Parameters
+    ----------
+    program : str
+        The program's C function name.
+    section : str
+        Its SEC() text.
+    kind : str or None
+        Its attach kind (``tracepoint``, ``tp_btf``, ``fentry``...), when known.
+    error : str
+        The text of the exception the loader caught.
+    libbpf_log : str
+        What libbpf printed while attaching (its last line is the most precise).
+    """
+    details = [ln.removeprefix("libbpf: ") for ln in libbpf_log.splitlines() if ln.strip()]
+    text = f'cannot attach program {program!r} to SEC("{section}")'
+    if details:
+        text += ": " + details[-1]
+    elif error:
+        text += f": {error}"
+    if kind == "tracepoint":
+        tp = section.split("/", 1)[1]
+        text += (
+            f"\nhint: check the tracepoint exists: ls /sys/kernel/tracing/events/{tp} "
+            "(syscall tracepoints are syscalls/sys_enter_NAME and syscalls/sys_exit_NAME)"
+        )
+    elif kind in ("fentry", "fexit", "tp_btf", "fmod_ret", "lsm"):
+        text += "\nhint: check the kernel function exists in /sys/kernel/btf/vmlinux "
+        text += "(bpftool btf dump file /sys/kernel/btf/vmlinux | grep FUNC)"
+    return text

@@ -122,6 +122,10 @@ class BtfError(BpfnbError):
     """The BTF or ELF data of an object could not be parsed."""
 
 
+class CacheError(BpfnbError):
+    """bpfnb's cache directory is unsafe (a symbolic link, someone else's) or unusable."""
+
+
 class ClosedError(BpfnbError):
     """A map, stream or global of a program that was closed (stopped or replaced).
 

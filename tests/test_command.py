@@ -77,3 +77,28 @@ def test_line_actions() -> None:
 def test_line_errors(line: str, message: str) -> None:
     with pytest.raises(CommandError, match=message):
         parse_line_args(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "cflags"),
+    [
+        ('x --cflags "-O0"', ["-O0"]),
+        ("x --cflags -O0", ["-O0"]),
+        ("x --cflags=-O0", ["-O0"]),
+        ('x --cflags "-O0 -Wall"', ["-O0", "-Wall"]),
+        ('x --cflags="-O0 -Wall" --no-attach', ["-O0", "-Wall"]),
+        ("x --cflags -O0 --cflags -Wall", ["-O0", "-Wall"]),
+        ('x --cflags "-DX=\\"a b\\""', ["-DX=a b"]),
+    ],
+)
+def test_cflags_take_option_like_values(line: str, cflags: list[str]) -> None:
+    args = parse_cell_args(line)
+    assert args.name == "x" and args.cflags == cflags
+
+
+def test_template_cflags_and_set_negative() -> None:
+    template = parse_line_args("template syscount mine --cflags -O1 --set targ_uid=-1")
+    assert template.cell is not None
+    assert template.cell.cflags == ["-O1"] and template.cell.globals == {"targ_uid": "-1"}
+    with pytest.raises(CommandError, match="expected one argument"):
+        parse_cell_args("x --cflags")

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from bpfnb.build import cache as cache_module
 from bpfnb.build import compiler
-from bpfnb.errors import CompileError
+from bpfnb.errors import CommandError, CompileError
+from bpfnb.object.elf import ElfFile
 from bpfnb.object.spec import ObjectSpec
 
 from programs import GETPID_COUNTER as COUNTER
+from programs import SYNTAX_ERROR, SYNTAX_ERROR_LINE
 
 
 @pytest.fixture
@@ -121,3 +124,131 @@ def test_name_clash_with_vmlinux_gets_a_hint(cache: Path) -> None:
     text = str(info.value)
     assert "line 6, col 3: redefinition of 'config'" in text
     assert "hint: 'config' is already defined by vmlinux.h" in text
+
+
+# -- line numbers as the notebook shows them ------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_compile_error_and_warning_lines_follow_the_offset(cache: Path, offset: int) -> None:
+    with pytest.raises(CompileError) as info:
+        compiler.compile_cell(SYNTAX_ERROR, "broken", line_offset=offset)
+    shown = SYNTAX_ERROR_LINE + offset
+    text = str(info.value)
+    assert f"  line {shown}, col 47: expected ';' at end of declaration" in text
+    assert f"  {shown:>4} |     u32 pid = bpf_get_current_pid_tgid() >> 32" in text
+    assert info.value.diagnostics[0].line == shown
+    warned = SYNTAX_ERROR.replace(
+        "    u32 pid = bpf_get_current_pid_tgid() >> 32\n",
+        '#warning "line four"\n    u32 pid = 1;\n',
+    )
+    for _ in range(2):  # compiled, then from the cache: the same lines
+        result = compiler.compile_cell(warned, "warned", line_offset=offset)
+        assert [(w.line, w.message) for w in result.warnings] == [
+            (4 + offset, '"line four" [-W#warnings]')
+        ]
+    assert result.cached
+
+
+# -- the object cache follows the include search path ---------------------------------------
+
+
+def _global(path: Path, name: str) -> int:
+    spec = ObjectSpec.from_file(path)
+    var = spec.globals[name]
+    section = ElfFile(path.read_bytes()).section(var.section)
+    assert section is not None
+    return int.from_bytes(section.data[var.offset : var.offset + var.size], "little")
+
+
+SHADOW_CELL = (
+    '#include "foo.h"\n'
+    "const volatile int value = VAL;\n"
+    'SEC("tracepoint/syscalls/sys_enter_getpid") int p(void *c) { return value; }\n'
+)
+
+
+def test_header_created_in_cwd_shadows_the_cached_one(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "inc" / "foo.h").write_text("#define VAL 1\n")
+    monkeypatch.chdir(tmp_path / "work")
+    first = compiler.compile_cell(SHADOW_CELL, "shadow", include_dirs=[str(tmp_path / "inc")])
+    assert _global(first.object_path, "value") == 1
+    (tmp_path / "work" / "foo.h").write_text("#define VAL 2\n")  # found before -I now
+    second = compiler.compile_cell(SHADOW_CELL, "shadow", include_dirs=[str(tmp_path / "inc")])
+    assert not second.cached and _global(second.object_path, "value") == 2
+    (tmp_path / "work" / "foo.h").unlink()
+    third = compiler.compile_cell(SHADOW_CELL, "shadow", include_dirs=[str(tmp_path / "inc")])
+    assert not third.cached and _global(third.object_path, "value") == 1
+    assert compiler.compile_cell(SHADOW_CELL, "shadow", include_dirs=[str(tmp_path / "inc")]).cached
+
+
+def test_header_created_in_an_earlier_include_dir_shadows(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    early, late = tmp_path / "early", tmp_path / "late"
+    (late / "sub").mkdir(parents=True)
+    (late / "sub" / "foo.h").write_text("#define VAL 3\n")
+    monkeypatch.chdir(tmp_path)
+    cell = SHADOW_CELL.replace('"foo.h"', "<sub/foo.h>")
+    dirs = ["early", str(late)]  # "early" does not exist yet; relative to the cwd
+    assert (
+        _global(compiler.compile_cell(cell, "order", include_dirs=dirs).object_path, "value") == 3
+    )
+    (early / "sub").mkdir(parents=True)
+    (early / "sub" / "foo.h").write_text("#define VAL 4\n")
+    result = compiler.compile_cell(cell, "order", include_dirs=dirs)
+    assert not result.cached and _global(result.object_path, "value") == 4
+    # the same through --cflags with a relative -I (made absolute against the cwd)
+    via_cflags = compiler.compile_cell(cell, "order", cflags=["-Iearly", f"-I{late}"])
+    assert _global(via_cflags.object_path, "value") == 4
+
+
+# -- libbpf-tools programs: #include "vmlinux.h" ----------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ['"vmlinux.h"', "<vmlinux.h>"])
+def test_vmlinux_include_is_the_cached_header(cache: Path, tmp_path: Path, spelling: str) -> None:
+    (tmp_path / "vmlinux.h").write_text('#error "the tool\'s own vmlinux.h was used"\n')
+    source = (
+        f"#include {spelling}\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_tracing.h>\n"
+        'SEC("tp_btf/sched_switch")\n'
+        "int BPF_PROG(on_switch, bool preempt, struct task_struct *prev) { return prev->pid; }\n"
+    )
+    for dirs in ([], [str(tmp_path)]):
+        result = compiler.compile_cell(source, "tool", include_dirs=dirs, use_cache=False)
+        assert [p.section for p in ObjectSpec.from_file(result.object_path).programs] == [
+            "tp_btf/sched_switch"
+        ]
+
+
+# -- names and cache bounds -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../dir/x", "a/b", "", "x.y", "1abc", "x" * 200, "a\0b"])
+def test_names_that_would_become_odd_paths_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv("BPFNB_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(CommandError, match="letters, digits and _"):
+        compiler.compile_cell(COUNTER, name)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "dir").exists()
+
+
+def test_distinct_defines_keep_the_cache_bounded(
+    kernel: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BPFNB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BPFNB_CACHE_MAX_MB", "40")
+    monkeypatch.setattr(cache_module, "GRACE_SECONDS", 0.0)
+    preludes: list[Path] = []
+    for i in range(4):
+        compiler.compile_cell(COUNTER, "bounded", defines={"VARIANT": str(i)})
+        preludes.append(compiler.prelude([f"-DVARIANT={i}"]).directory)
+        assert cache_module.cache_size() <= 40 * 2**20
+    assert len(set(preludes)) == 4
+    assert [p.exists() for p in preludes] == [False, False, True, True]
+    assert compiler.compile_cell(COUNTER, "bounded", defines={"VARIANT": "3"}).cached

@@ -82,6 +82,10 @@ def test_templates_are_listed_with_descriptions() -> None:
         assert first.startswith("//") and t.description in first
         assert "kprobe" not in t.source  # tracepoints only
     assert templates.get_template("syscount.bpf.c").name == "syscount"
+    # the editable install maps the package bpfnb.bpf_templates to bpf_templates/
+    repo_templates = Path(__file__).resolve().parent.parent / "bpf_templates"
+    assert templates.packaged_dir() == repo_templates
+    assert {t.path.parent for t in found.values()} == {repo_templates}
     with pytest.raises(templates.TemplateNotFoundError, match=r"available: .*syscount"):
         templates.get_template("nope")
 

@@ -55,7 +55,8 @@ class CellArgs:
     include_dirs : list of str
         ``-I DIR``.
     cflags : list of str
-        Extra clang flags from ``--cflags``.
+        Extra clang flags from ``--cflags`` (split like a shell; the option may be
+        repeated, and a single flag works too: ``--cflags -O0``).
     attach : bool
         False with ``--no-attach``.
     display : bool
@@ -114,11 +115,29 @@ def _split(line: str) -> list[str]:
         raise CommandError(f"cannot parse the magic's arguments: {err}") from None
 
 
+def _join_cflags(words: list[str]) -> list[str]:
+    """Glue ``--cflags VALUE`` into ``--cflags=VALUE``.
+
+    argparse takes a lone value that looks like an option (``--cflags -O0``) for an
+    option and fails; the ``=`` form hands it over as the value.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] == "--cflags" and i + 1 < len(words):
+            out.append(f"--cflags={words[i + 1]}")
+            i += 2
+            continue
+        out.append(words[i])
+        i += 1
+    return out
+
+
 def _cell_parser(prog: str, usage: str) -> _Parser:
     parser = _Parser(prog=prog, usage=usage, add_help=False, allow_abbrev=False)
     parser.add_argument("-D", dest="defines", action="append", default=[])
     parser.add_argument("-I", dest="include_dirs", action="append", default=[])
-    parser.add_argument("--cflags", default="")
+    parser.add_argument("--cflags", action="append", default=[])
     parser.add_argument("--no-attach", dest="attach", action="store_false")
     parser.add_argument("--no-display", dest="display", action="store_false")
     parser.add_argument("--interval", type=float, default=None)
@@ -151,10 +170,12 @@ def _pairs(items: list[str], option: str, default: str | None) -> dict[str, str]
 def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
     if ns.interval is not None and not ns.interval > 0:
         raise CommandError(f"--interval must be a positive number of seconds, not {ns.interval}")
-    try:
-        cflags = shlex.split(ns.cflags)
-    except ValueError as err:
-        raise CommandError(f"--cflags: {err}") from None
+    cflags: list[str] = []
+    for value in ns.cflags:
+        try:
+            cflags += shlex.split(value)
+        except ValueError as err:
+            raise CommandError(f"--cflags {value!r}: {err}") from None
     return CellArgs(
         name=check_identifier(name),
         defines=_pairs(ns.defines, "-D", "1"),
@@ -187,7 +208,7 @@ def parse_cell_args(line: str) -> CellArgs:
     """
     parser = _cell_parser("%%bpf", CELL_USAGE)
     parser.add_argument("name", nargs="?")
-    ns = parser.parse_args(_split(line))
+    ns = parser.parse_args(_join_cflags(_split(line)))
     if not ns.name:
         raise CommandError(f"the cell needs a name to bind the program to\nusage: {CELL_USAGE}")
     return _cell_from_namespace(ns.name, ns)
@@ -233,7 +254,7 @@ def parse_line_args(line: str) -> LineArgs:
         parser.add_argument("template", nargs="?")
         parser.add_argument("name", nargs="?")
         parser.add_argument("--show", action="store_true")
-        ns = parser.parse_args(rest)
+        ns = parser.parse_args(_join_cflags(rest))
         if not ns.template:
             raise CommandError("usage: %bpf template TEMPLATE [NAME] [--show] [cell options]")
         cell = _cell_from_namespace(ns.name or ns.template.removesuffix(".bpf.c"), ns)

@@ -6,13 +6,16 @@ comment describing it. ``%bpf templates`` lists them with :func:`list_templates`
 ``%bpf template NAME`` loads :func:`get_template` ``(NAME).source`` as a cell.
 
 Templates are looked up in, in order: the directories of ``$BPFNB_TEMPLATES``
-(``os.pathsep``-separated), ``bpfnb/bpf_templates`` next to the package modules (an
-installed copy), and ``bpf_templates/`` at the repository root (editable installs).
-The first directory holding a name wins.
+(``os.pathsep``-separated), then the package ``bpfnb.bpf_templates`` read with
+importlib.resources (the repository's top-level ``bpf_templates/`` folder, shipped as
+package data in a wheel and mapped to that package by an editable install), then
+``bpf_templates/`` next to the ``bpfnb`` folder (a source checkout used without
+installing). The first directory holding a name wins.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
 from dataclasses import dataclass
@@ -21,7 +24,8 @@ from pathlib import Path
 from bpfnb.errors import CommandError
 
 SUFFIX = ".bpf.c"
-_PACKAGE = Path(__file__).resolve().parent.parent
+PACKAGE = "bpfnb.bpf_templates"
+_CHECKOUT = Path(__file__).resolve().parent.parent.parent / "bpf_templates"
 _COMMENT = re.compile(r"^\s*(?://+\s?(?P<line>.*)|/\*+\s?(?P<block>.*?)\s*(?:\*/)?)\s*$")
 
 
@@ -53,10 +57,21 @@ class Template:
         return self.path.read_text()
 
 
+def packaged_dir() -> Path | None:
+    """Return the directory of the templates shipped with bpfnb, or None when missing."""
+    try:
+        files = importlib.resources.files(PACKAGE)
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(files))
+    return path if path.is_dir() else None
+
+
 def template_dirs() -> list[Path]:
     """Return the existing directories searched for templates, in priority order."""
     dirs = [Path(p) for p in os.environ.get("BPFNB_TEMPLATES", "").split(os.pathsep) if p]
-    dirs += [_PACKAGE / "bpf_templates", _PACKAGE.parent / "bpf_templates"]
+    packaged = packaged_dir()
+    dirs += [packaged, _CHECKOUT] if packaged is not None else [_CHECKOUT]
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in seen:
