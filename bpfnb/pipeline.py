@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bpfnb import diagnostics
 from bpfnb.build import compiler, eventtypes
 from bpfnb.build.patch_globals import patch_object
-from bpfnb.diagnostics import parse_load_log
-from bpfnb.errors import BpfnbError, EventTypeError, LoadError, VerifierError
+from bpfnb.errors import BpfnbError, EventTypeError
 from bpfnb.kernel import loader, session, system
 from bpfnb.kernel.program import Program
 from bpfnb.object import maptypes
@@ -114,6 +114,7 @@ def build_only(
             include_dirs=include_dirs or [],
             cflags=cflags or [],
             epilogue=eventtypes.epilogue(source),
+            line_offset=line_offset,
         )
         object_path = result.object_path
         cell_file = result.source_name
@@ -144,7 +145,9 @@ def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None
         data = patch_object(data, built.spec, dict(global_values))
 
     def failure(reason: str, log: str) -> BaseException:
-        return _load_error(reason, log, built)
+        return diagnostics.load_error(
+            reason, log, built.cell_file, built.source, line_offset=built.line_offset
+        )
 
     with loader.interrupts_deferred():
         opened = loader.open_object(data, built.spec, built.name)
@@ -222,32 +225,3 @@ def load(
         line_offset=line_offset,
     )
     return _load(built, attach=attach, global_values=globals)
-
-
-def _load_error(reason: str, log: str, built: Built) -> LoadError:
-    """A load failure as a short error quoting the failing cell line."""
-    parsed = parse_load_log(log, built.cell_file)
-    if not parsed.verifier_log:
-        message = f"the kernel refused to load the object: {parsed.reason or reason}"
-        if parsed.hint:
-            message += f"\nhint: {parsed.hint}"
-        return LoadError(message, log)
-    lines = built.source.splitlines()
-    where = f" at cell line {parsed.line}" if parsed.line else ""
-    message = f"the verifier rejected program {parsed.program!r}{where}:"
-    if parsed.line and 0 < parsed.line <= len(lines):
-        message += f"\n  {parsed.line:>4} | {lines[parsed.line - 1]}"
-    elif parsed.source_text:
-        message += f"\n       | {parsed.source_text}"
-    message += f"\n  {parsed.reason}"
-    if parsed.hint:
-        message += f"\nhint: {parsed.hint}"
-    return VerifierError(
-        message,
-        log,
-        program=parsed.program,
-        line=parsed.line,
-        source_line=lines[parsed.line - 1] if parsed.line and parsed.line <= len(lines) else None,
-        reason=parsed.reason,
-        hint=parsed.hint,
-    )

@@ -103,7 +103,7 @@ def test_syntax_error_shows_cell_line_without_traceback(
     assert isinstance(result.error_in_exec, CompileError)
     out = capsys.readouterr()
     text = out.out + out.err
-    assert f"line {SYNTAX_ERROR_LINE}," in text
+    assert f"line {SYNTAX_ERROR_LINE + 1}," in text  # gutter numbering: %%bpf is line 1
     assert "expected ';'" in text
     assert "Traceback" not in text and "site-packages" not in text
     assert "broken" not in shell.user_ns
@@ -116,7 +116,7 @@ def test_verifier_error_shows_cell_line(
     result = shell.run_cell(f"%%bpf nocheck --no-display\n{MISSING_NULL_CHECK}")
     assert isinstance(result.error_in_exec, VerifierError)
     text = capsys.readouterr().out
-    assert f"at cell line {MISSING_NULL_CHECK_LINE}" in text
+    assert f"at cell line {MISSING_NULL_CHECK_LINE + 1}" in text  # %%bpf is line 1
     assert "map_value_or_null" in text and "hint:" in text
     assert "Traceback" not in text
     assert len(text.strip().splitlines()) <= 7

@@ -40,6 +40,7 @@ from types import FrameType
 
 import pylibbpf.pylibbpf as _pylibbpf_ext
 
+from bpfnb import diagnostics
 from bpfnb.errors import AttachError, BpfnbError, LoadError
 from bpfnb.kernel import system
 from bpfnb.kernel.fd import OwnedFd
@@ -478,7 +479,13 @@ class LoadedObject:
                         err = ctypes.get_errno()
                     if not link:
                         raise AttachError(
-                            attach_message(prog.name, prog.section, os.strerror(err), messages.text)
+                            diagnostics.attach_error_message(
+                                prog.name,
+                                prog.section,
+                                prog.attach_kind,
+                                os.strerror(err),
+                                messages.text,
+                            )
                         )
                     prog.links.append(link)
                     done.append(prog)
@@ -531,27 +538,6 @@ class LoadedObject:
         return f"<LoadedObject {self.name!r} {state}: {list(self.programs)}>"
 
 
-def attach_message(program: str, section: str, error: str, libbpf_log: str) -> str:
-    """A short attach-failure message with what to check (pure text)."""
-    details = [ln.removeprefix("libbpf: ").strip() for ln in libbpf_log.splitlines() if ln.strip()]
-    text = f'cannot attach program {program!r} to SEC("{section}")'
-    if details:
-        text += ": " + details[-1]
-    elif error:
-        text += f": {error}"
-    kind = sections.attach_kind(section)
-    if kind == "tracepoint":
-        tp = section.split("/", 1)[1]
-        text += (
-            f"\nhint: check the tracepoint exists: ls /sys/kernel/tracing/events/{tp} "
-            "(syscall tracepoints are syscalls/sys_enter_NAME and syscalls/sys_exit_NAME)"
-        )
-    elif kind in ("fentry", "fexit", "tp_btf", "fmod_ret", "lsm"):
-        text += "\nhint: check the kernel function exists in /sys/kernel/btf/vmlinux "
-        text += "(bpftool btf dump file /sys/kernel/btf/vmlinux | grep FUNC)"
-    return text
-
-
 def probe_load(data: bytes, spec: ObjectSpec, name: str) -> str | None:
     """Try to load an object and unload it at once: None when it loads, else the reason."""
     try:
@@ -572,7 +558,6 @@ __all__ = [
     "OpenMap",
     "OpenObject",
     "OpenProgram",
-    "attach_message",
     "interrupts_deferred",
     "libbpf",
     "libbpf_version",
