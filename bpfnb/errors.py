@@ -120,3 +120,7 @@ class EventTypeError(BpfnbError):
 
 class BtfError(BpfnbError):
     """The BTF or ELF data of an object could not be parsed."""
+
+
+class DecoderError(BpfnbError, ValueError):
+    """A decoder chosen from Python is unknown, or does not fit its column's C type."""

@@ -56,11 +56,12 @@ def test_struct_key_and_clash(spec: ObjectSpec) -> None:
 def test_enum_key_categorical(spec: ObjectSpec) -> None:
     kc, vc = _codec(spec, "enum color"), _codec(spec, "union num")
     keys = kc.from_buffer(b"".join(kc.to_bytes(c) for c in ("BLUE", "RED")))
-    values = vc.from_buffer(vc.to_bytes({"bytes": "hi"}) + vc.to_bytes({"u": 7}))
+    values = vc.from_buffer(vc.to_bytes({"bytes": b"hi"}) + vc.to_bytes({"u": 7}))
     df = to_frame(kc, keys, vc, values)
     assert df.columns.tolist() == ["key", "u", "f", "bytes"]
     assert df["key"].dtype == "category" and df["key"].tolist() == ["BLUE", "RED"]
-    assert df["bytes"].tolist() == ["hi", "\x07"] and df["u"].tolist() == [0x6968, 7]
+    # u8 bytes[4] is bytes (all 4 of them), not text up to the first NUL
+    assert df["bytes"].tolist() == [b"hi\0\0", b"\x07\0\0\0"] and df["u"].tolist() == [0x6968, 7]
 
 
 def test_top_level_array_columns() -> None:
