@@ -28,7 +28,8 @@ Column = Any
 
 def first_nonzero(raw: np.ndarray) -> np.ndarray:
     """Per row of an ``(n, ncpu, ...)`` array, the first CPU's entry that is not all zero."""
-    flat = raw.reshape(raw.shape[0], raw.shape[1], -1)
+    inner = int(np.prod(raw.shape[2:], dtype=np.int64))
+    flat = raw.reshape(raw.shape[0], raw.shape[1], inner)
     nonzero = (flat != 0).any(axis=2)
     idx = nonzero.argmax(axis=1)
     out: np.ndarray = raw[np.arange(raw.shape[0]), idx]
@@ -108,12 +109,14 @@ def text_column(raw: np.ndarray, length: int) -> np.ndarray:
 def bytes_column(raw: np.ndarray) -> np.ndarray:
     """``(n, ...)`` raw values -> object array of ``bytes`` of the full width (NULs kept)."""
     n = raw.shape[0]
-    m = np.ascontiguousarray(raw).view(np.uint8).reshape(n, -1)
-    width = m.shape[1]
+    width = raw.dtype.itemsize * int(np.prod(raw.shape[1:], dtype=np.int64))
     out = np.empty(n, dtype=object)
+    if n == 0:
+        return out
     if width == 0:
         out[:] = [b""] * n
         return out
+    m = np.ascontiguousarray(raw).view(np.uint8).reshape(n, width)
     out[:] = m.view(f"V{width}").reshape(-1).tolist()
     return out
 

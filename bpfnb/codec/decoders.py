@@ -5,21 +5,22 @@ A decoder is chosen for a column in one of two ways.
 By typedef, in C: a BPF program that declares a value with one of the typedefs of
 ``bpfnb/include/bpfnb/types.h`` gets readable columns without any Python code:
 
-==========================  ======================  ====================================
-typedef                     C storage               shown as
-==========================  ======================  ====================================
-``bpfnb_syscall_t``         ``__u32`` (or signed)   x86_64 syscall name (``"getpid"``)
-``bpfnb_errno_t``           ``__s32``               errno name (``"ENOENT"``), ±errno
-``bpfnb_ktime_t``           ``__u64``               wall-clock ``pandas.Timestamp``
-``bpfnb_ipv4_t``            ``__u32`` network order dotted quad (``"10.0.0.1"``)
-``bpfnb_ipv6_t``            ``__u8[16]``            RFC 5952 text (``"::1"``)
-``bpfnb_stackid_t``         ``__s32``               the number (symbolisation later)
-``bpfnb_ksym_t``            ``__u64``               kernel symbol (``"do_sys_openat2"``)
-``bpfnb_open_flags_t``      ``__u32``               ``"O_WRONLY|O_CREAT|O_CLOEXEC"``
-``bpfnb_ns_t`` (``_us_t``,  ``__u64``               the number, unit ``ns`` (``us``,
-``_ms_t``)                                          ``ms``): a duration
-``bpfnb_bytes_t``           ``__u64``               the number, unit ``bytes``: a counter
-==========================  ======================  ====================================
+======================  ========================  =====================================
+typedef                 C storage                 shown as
+======================  ========================  =====================================
+``bpfnb_syscall_t``     ``__u32`` (or signed)     x86_64 syscall name (``"getpid"``)
+``bpfnb_errno_t``       ``__s32``                 errno name (``"ENOENT"``), ±errno
+``bpfnb_ktime_t``       ``__u64``                 wall-clock ``pandas.Timestamp``
+``bpfnb_ipv4_t``        ``__u32``, network order  dotted quad (``"10.0.0.1"``)
+``bpfnb_ipv6_t``        ``__u8[16]``              RFC 5952 text (``"::1"``)
+``bpfnb_stackid_t``     ``__s32``                 the number (symbolisation later)
+``bpfnb_ksym_t``        ``__u64``                 kernel symbol (``"do_sys_openat2"``)
+``bpfnb_open_flags_t``  ``__u32``                 ``"O_WRONLY|O_CREAT|O_CLOEXEC"``
+``bpfnb_ns_t``          ``__u64``                 the number, unit ``ns``: a duration
+``bpfnb_us_t``          ``__u64``                 the number, unit ``us``: a duration
+``bpfnb_ms_t``          ``__u64``                 the number, unit ``ms``: a duration
+``bpfnb_bytes_t``       ``__u64``                 the number, unit ``bytes``: a counter
+======================  ========================  =====================================
 
 By name, from Python, for programs that store these things in plain integers and
 arrays (see :meth:`bpfnb.codec.plan.Codec.with_decoders`): every decoder above has a

@@ -19,25 +19,25 @@ planned at offset 0 and used at each element's place).
 
 Kinds
 -----
-=====================  ==========================================================
-node                   C values
-=====================  ==========================================================
-:class:`IntNode`       integers of 1, 2, 4, 8 bytes
-:class:`BigIntNode`    wider integers (``__int128``): Python ints
-:class:`BoolNode`      ``_Bool``
-:class:`EnumNode`      enums: enumerator names (numbers when there is none)
-:class:`FloatNode`     ``float``, ``double``, ``_Float16`` (``long double``: bytes)
-:class:`PointerNode`   pointers: unsigned ints
-:class:`RawBytesNode`  maps declared with sizes only: ``bytes`` of the whole value
-:class:`TextNode`      ``char[N]``: str up to the first NUL
-:class:`ByteArrayNode` ``unsigned char[N]``/``u8[N]``: ``bytes`` of length N
-:class:`DecodedNode`   a value shown through a :class:`~bpfnb.codec.decoders.Decoder`
-:class:`BitfieldNode`  bitfields (ints, bools, enums)
-:class:`StructNode`    structs and unions
+=========================  ==============================================================
+node                       C values
+=========================  ==============================================================
+:class:`IntNode`           integers of 1, 2, 4, 8 bytes
+:class:`BigIntNode`        wider integers (``__int128``): Python ints
+:class:`BoolNode`          ``_Bool``
+:class:`EnumNode`          enums: enumerator names (numbers when there is none)
+:class:`FloatNode`         ``float``, ``double``, ``_Float16`` (``long double``: bytes)
+:class:`PointerNode`       pointers: unsigned ints
+:class:`RawBytesNode`      maps declared with sizes only: ``bytes`` of the whole value
+:class:`TextNode`          ``char[N]``: str up to the first NUL
+:class:`ByteArrayNode`     ``unsigned char[N]``/``u8[N]``: ``bytes`` of length N
+:class:`DecodedNode`       a value shown through a :class:`~bpfnb.codec.decoders.Decoder`
+:class:`BitfieldNode`      bitfields (ints, bools, enums)
+:class:`StructNode`        structs and unions
 :class:`ArrayColumnsNode`  short arrays: one column per element
-:class:`ListArrayNode` long arrays: one list (or bytes) column
-:class:`NothingNode`   ``void``, functions, forward declarations: no bytes
-=====================  ==========================================================
+:class:`ListArrayNode`     long arrays: one list (or bytes) column
+:class:`NothingNode`       ``void``, functions, forward declarations: no bytes
+=========================  ==============================================================
 """
 
 from __future__ import annotations
