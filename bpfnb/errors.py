@@ -207,3 +207,7 @@ class BpfKeyError(KeyError):
     def __str__(self) -> str:
         where = f" in {self.what}" if self.what else ""
         return f"no key {self.key!r}{where}"
+
+
+class DecoderError(BpfnbError, ValueError):
+    """A decoder chosen from Python is unknown, or does not fit its column's C type."""

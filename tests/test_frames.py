@@ -56,11 +56,12 @@ def test_struct_key_and_clash(spec: ObjectSpec) -> None:
 def test_enum_key_categorical(spec: ObjectSpec) -> None:
     kc, vc = _codec(spec, "enum color"), _codec(spec, "union num")
     keys = kc.from_buffer(b"".join(kc.to_bytes(c) for c in ("BLUE", "RED")))
-    values = vc.from_buffer(vc.to_bytes({"bytes": "hi"}) + vc.to_bytes({"u": 7}))
+    values = vc.from_buffer(vc.to_bytes({"bytes": b"hi"}) + vc.to_bytes({"u": 7}))
     df = to_frame(kc, keys, vc, values)
     assert df.columns.tolist() == ["key", "u", "f", "bytes"]
     assert df["key"].dtype == "category" and df["key"].tolist() == ["BLUE", "RED"]
-    assert df["bytes"].tolist() == ["hi", "\x07"] and df["u"].tolist() == [0x6968, 7]
+    # u8 bytes[4] is bytes (all 4 of them), not text up to the first NUL
+    assert df["bytes"].tolist() == [b"hi\0\0", b"\x07\0\0\0"] and df["u"].tolist() == [0x6968, 7]
 
 
 def test_top_level_array_columns() -> None:
@@ -117,3 +118,61 @@ def test_events_and_empty(spec: ObjectSpec) -> None:
     pc = empty_frame(_codec(spec, "u32"), scalar, ncpu=2, per_cpu=True)
     assert pc.columns.tolist() == ["key", "value[cpu0]", "value[cpu1]"]
     assert to_frame(None, None, None, None).empty
+
+
+def test_frames_of_decoded_codecs() -> None:
+    """A codec with decoders keeps its dtype: the same records make the decoded frame."""
+    spec = ObjectSpec.from_file(DATA / "codec.bpf.o")
+    plain = _codec(spec, "struct conn")
+    conn = plain.with_decoders({"saddr": "ipv4", "saddr_v6": "ipv6"})
+    kc = _codec(spec, "__u32")
+    raw = plain.to_bytes(
+        {
+            "saddr": int.from_bytes(bytes([192, 168, 1, 2]), "little"),
+            "saddr4": b"",
+            "daddr_v6": b"",
+            "saddr_v6": [0, 0, 0, 0x01000000],
+            "daddr128": 0,
+            "peer": {"v4": 0},
+            "dport": 22,
+            "pid": 1,
+            "ts_us": 0,
+            "delta_ns": 0,
+            "rx_bytes": 0,
+            "flags": 0,
+            "task": "sshd",
+        }
+    )
+    keys = kc.from_buffer(np.array([9], dtype="<u4").tobytes())
+    df = to_frame(kc, keys, conn, conn.from_buffer(raw))
+    assert df.columns.tolist()[:6] == ["key", "saddr", "saddr4", "daddr_v6", "saddr_v6", "daddr128"]
+    assert df["saddr"].tolist() == ["192.168.1.2"] and df["saddr_v6"].tolist() == ["::1"]
+    assert df["saddr4"].tolist() == [bytes(4)] and df["task"].tolist() == ["sshd"]
+    per_cpu = to_frame(kc, keys, conn, conn.from_buffer(raw + raw).reshape(1, 2), per_cpu=True)
+    assert per_cpu["saddr[cpu1]"].tolist() == ["192.168.1.2"]
+    assert per_cpu["dport[cpu0]"].tolist() == [22]
+    empty = empty_frame(kc, conn)
+    assert empty.columns.tolist() == df.columns.tolist() and len(empty) == 0
+
+
+@pytest.mark.parametrize(
+    ("type_name", "choices"),
+    [
+        ("struct blob", {}),
+        ("struct blob", {"data": "ipv4", "raw": "argv", "mac": "binary", "name": "argv_str"}),
+        ("struct conn", {"saddr4": "ipv4", "daddr_v6": "ipv6", "saddr_v6": "ipv6"}),
+        ("struct conn", {"daddr128": "ipv6", "peer": "ipv6", "task": "text", "flags": "ns"}),
+        ("struct exec_event", {"args": "argv"}),
+        ("struct open_stat", {"count": "ktime", "flags": "plain"}),
+    ],
+)
+def test_empty_frames_of_every_kind(type_name: str, choices: dict[str, str]) -> None:
+    """A map with no entries still shows its columns, whatever decodes them."""
+    spec = ObjectSpec.from_file(DATA / "codec.bpf.o")
+    vc = _codec(spec, type_name).with_decoders(choices)
+    kc = _codec(spec, "__u32")
+    empty = empty_frame(kc, vc)
+    assert empty.columns.tolist() == ["key", *(role_name("value", c) for c in vc.column_names)]
+    assert len(empty) == 0
+    per_cpu = empty_frame(kc, vc, ncpu=2)
+    assert per_cpu.columns.tolist() == empty.columns.tolist() and len(per_cpu) == 0

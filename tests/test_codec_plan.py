@@ -1,10 +1,7 @@
-"""Pure tests of BTF type -> numpy dtype / columns / Python values / bytes, and decoders."""
+"""Pure tests of the field plan: BTF type -> numpy dtype / columns / Python values / bytes."""
 
 from __future__ import annotations
 
-import errno
-import ipaddress
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bpfnb.codec import decoders
 from bpfnb.codec.plan import MAX_ARRAY_COLUMNS, Codec, codec_for, raw_codec
 from bpfnb.errors import MapTypeError
 from bpfnb.object import btf
@@ -43,7 +39,9 @@ EVERYTHING_FIELDS: list[tuple[str, Any, int]] = [
     ("ok", "u1", 24),
     ("name", ("u1", (8,)), 25),
     ("uname", ("u1", (4,)), 33),
-    ("sname", ("u1", (3,)), 37),
+    ("sname[0]", "i1", 37),
+    ("sname[1]", "i1", 38),
+    ("sname[2]", "i1", 39),
     ("color", "<u4", 40),
     ("sign", "<u4", 44),
     ("bigenum", "<u8", 48),
@@ -100,8 +98,8 @@ VALUE: dict[str, Any] = {
     "sbig": -(2**63),
     "ok": True,
     "name": "héllo",
-    "uname": "ab",
-    "sname": "xyz",
+    "uname": b"ab",
+    "sname": [120, -1, 5],
     "color": "GREEN",
     "sign": "POS",
     "bigenum": 1,
@@ -133,8 +131,10 @@ EXPECTED_COLUMNS: dict[str, Any] = {
     "sbig": -(2**63),
     "ok": True,
     "name": "héllo",
-    "uname": "ab",
-    "sname": "xyz",
+    "uname": b"ab\0\0",  # unsigned char[4]: bytes, zero-padded
+    "sname[0]": 120,  # signed char[3]: small ints
+    "sname[1]": -1,
+    "sname[2]": 5,
     "color": "GREEN",
     "sign": "POS",
     "bigenum": "SMALL",
@@ -142,7 +142,7 @@ EXPECTED_COLUMNS: dict[str, Any] = {
     "in.b": 2**40,
     "n.u": 0x41424344,
     "n.f": np.frombuffer(b"DCBA", "<f4")[0],
-    "n.bytes": "DCBA",
+    "n.bytes": b"DCBA",
     "arr[0]": 1,
     "arr[1]": 2,
     "arr[2]": 3,
@@ -178,7 +178,8 @@ def test_everything_round_trip(everything: Codec) -> None:
     back = everything.to_python(raw)
     expected = dict(VALUE)
     expected["bigenum"] = "SMALL"
-    expected["n"] = {"u": 0x41424344, "f": float(EXPECTED_COLUMNS["n.f"]), "bytes": "DCBA"}
+    expected["uname"] = b"ab\0\0"
+    expected["n"] = {"u": 0x41424344, "f": float(EXPECTED_COLUMNS["n.f"]), "bytes": b"DCBA"}
     expected["alias2"] = -1
     assert back == expected
     assert everything.to_bytes(back) == raw  # decoded values encode back to the same bytes
@@ -204,6 +205,8 @@ def test_everything_columns(everything: Codec) -> None:
     assert cols["fl"].dtype == np.float32 and cols["dbl"].dtype == np.float64
     assert cols["bf.neg"].dtype == np.int64 and cols["bf.lo"].dtype == np.uint64
     assert list(cols["name"]) == ["héllo", "", "héllo"]
+    assert list(cols["uname"]) == [b"ab\0\0", bytes(4), b"ab\0\0"]
+    assert cols["sname[1]"].dtype == np.int8 and list(cols["sname[1]"]) == [-1, 0, -1]
 
 
 def test_unknown_enum_values_stay_numbers(everything: Codec) -> None:
@@ -356,99 +359,191 @@ def test_value_errors(everything: Codec, field: str, bad: Any, message: str) -> 
     assert message in str(exc.value)
 
 
-# -- decoders ----------------------------------------------------------------------------
+# -- byte arrays are bytes, char arrays text, signed char arrays ints -------------------------
 
 
 @pytest.fixture(scope="module")
-def event() -> Codec:
-    spec = ObjectSpec.from_file(DATA / "decoders.bpf.o")
-    t = spec.find_type("struct event")
+def blob() -> Codec:
+    spec = ObjectSpec.from_file(DATA / "codec.bpf.o")
+    t = spec.find_type("struct blob")
     assert t is not None
     return codec_for(spec.btf, t)
 
 
-def test_decoder_typedefs(event: Codec) -> None:
-    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-    wall = time.time_ns()
-    raw = event.to_bytes(
-        {
-            "nr": "getpid",
-            "err": "ENOENT",
-            "ts": now,
-            "saddr": "10.1.2.3",
-            "daddr": "fe80::1",
-            "stack": -14,
-            "func": 0,
-            "plain": 39,
-        }
-    )
-    nr_getpid = (
-        decoders.parse_unistd(decoders.UNISTD_64.read_text())[39]
-        if (decoders.UNISTD_64.exists())
-        else "getpid"
-    )
-    assert nr_getpid == "getpid"
-    assert raw[:4] == (39).to_bytes(4, "little")  # x86_64 getpid
-    assert raw[4:8] == (-errno.ENOENT).to_bytes(4, "little", signed=True)
-    assert raw[16:20] == bytes([10, 1, 2, 3])  # network byte order in memory
-    assert raw[20:36] == ipaddress.IPv6Address("fe80::1").packed
-    back = event.to_python(raw)
-    assert back["nr"] == "getpid" and back["err"] == "ENOENT" and back["plain"] == 39
-    assert back["saddr"] == "10.1.2.3" and back["daddr"] == "fe80::1" and back["stack"] == -14
-    assert abs(back["ts"].value - wall) < 50_000_000  # within 50 ms of the wall clock
-    cols = event.columns(event.from_buffer(raw + bytes(len(raw))))
-    assert list(cols["nr"]) == ["getpid", "read"]  # syscall 0 is read
-    assert list(cols["err"]) == ["ENOENT", 0]
-    assert list(cols["saddr"]) == ["10.1.2.3", "0.0.0.0"]
-    assert list(cols["daddr"]) == ["fe80::1", "::"]
-    assert list(cols["stack"]) == [-14, 0]
-    assert cols["plain"].tolist() == [39, 0] and cols["plain"].dtype == np.uint32
-    ts = pd.to_datetime(pd.Series(cols["ts"]))
-    assert abs(pd.Timestamp(ts.iloc[0]).value - wall) < 50_000_000 and pd.isna(ts.iloc[1])
+U8 = btf.Int(1, "unsigned char", size=1, bits=8)
+U8X4 = btf.Array(2, "", element=btf.Typedef(3, "__u8", target=U8), length=4)
 
 
-def test_syscall_table() -> None:
-    include = Path(decoders.__file__).parent.parent / "include"
-    text = (include / "bpfnb" / "syscalls_x86_64.h").read_text()
-    fallback = decoders.parse_unistd(text)
-    assert fallback[0] == "read" and fallback[39] == "getpid" and fallback[59] == "execve"
-    assert len(fallback) > 300
-    table = decoders.syscall_table()
-    assert table[39] == "getpid"
-    d = decoders.lookup(["bpfnb_syscall_t"])
-    assert d is not None
-    assert d.decode(np.array([39, 99999, 39], dtype=np.uint32)).tolist() == [
-        "getpid",
-        99999,
-        "getpid",
+def test_byte_array_decodes_to_bytes(blob: Codec) -> None:
+    """A u8 data[4] holding {0, 1, 2, 3} is those 4 bytes, not '' (text up to a NUL)."""
+    raw = blob.to_bytes(
+        {"data": [0, 1, 2, 3], "raw": b"", "mac": b"\xaa\xbb", "name": "eth0", "deltas": [1, -2, 3]}
+    )
+    value = blob.to_python(raw)
+    assert value == {
+        "data": b"\x00\x01\x02\x03",
+        "raw": bytes(20),
+        "mac": b"\xaa\xbb\0\0\0\0",  # uint8_t[6]
+        "name": "eth0",  # char[8] stays text
+        "deltas": [1, -2, 3],  # __s8[3] is small ints
+    }
+    assert blob.column_names == [
+        "data",
+        "raw",
+        "mac",
+        "name",
+        "deltas[0]",
+        "deltas[1]",
+        "deltas[2]",
     ]
-    with pytest.raises(ValueError, match="unknown syscall"):
-        d.encode_one("no_such_call")
+    cols = blob.columns(blob.from_buffer(raw + bytes(blob.size)))
+    assert cols["data"].dtype == object and list(cols["data"]) == [b"\0\1\2\3", bytes(4)]
+    assert list(cols["mac"]) == [b"\xaa\xbb\0\0\0\0", bytes(6)]
+    assert list(cols["name"]) == ["eth0", ""]
+    assert cols["deltas[1]"].dtype == np.int8 and cols["deltas[1]"].tolist() == [-2, 0]
+    u8 = codec_for(None, U8X4)
+    assert u8.scalar and u8.c_name == "__u8[4]"
+    assert u8.to_python(b"\0\1\2\3") == b"\0\1\2\3"
+    assert list(u8.columns(u8.from_buffer(b"\0\1\2\3"))[""]) == [b"\0\1\2\3"]
 
 
-def test_errno_and_ipv4_decoders() -> None:
-    d = decoders.lookup(["x", "bpfnb_errno_t"])
-    assert d is not None
-    vals = np.array([-errno.EACCES, errno.EPERM, 0], dtype=np.int32)
-    assert d.decode(vals).tolist() == ["EACCES", "EPERM", 0]
-    assert d.decode(vals.view(np.uint32)).tolist() == ["EACCES", "EPERM", 0]
-    v4 = decoders.lookup(["bpfnb_ipv4_t"])
-    assert v4 is not None
-    raw = np.frombuffer(bytes([127, 0, 0, 1, 192, 168, 1, 20]), dtype="<u4")
-    assert v4.decode(raw).tolist() == ["127.0.0.1", "192.168.1.20"]
-    assert v4.encode_one("127.0.0.1") == int(raw[0])
-    assert decoders.lookup(["u32", "__u32"]) is None
+def test_byte_array_round_trip_copies_bytes(blob: Codec) -> None:
+    """``m[4] = m[1]``: what a byte array decodes to encodes back to the same bytes."""
+    record = (
+        b"\0\1\2\3"  # data
+        + bytes(range(20))  # raw: starts with a NUL
+        + b"\0\0\0\0\0\x01"  # mac: NULs first
+        + b"x\0\0\0\0\0\0\0"  # name
+        + b"\x7f\x80\xff"  # deltas: 127, -128, -1
+    )
+    assert len(record) == blob.size
+    value = blob.to_python(record)
+    assert value["deltas"] == [127, -128, -1]
+    assert blob.to_bytes(value) == record
+    u8 = codec_for(None, U8X4)
+    for raw in (b"\0\1\2\3", b"\0\0\0\0", b"\xff\0\0\x01"):
+        assert u8.to_bytes(u8.to_python(raw)) == raw
 
 
-def test_ksym_decoder(kernel: None) -> None:
-    ks = decoders.Kallsyms()
-    path = decoders.KALLSYMS
-    lines = [ln.split() for ln in path.read_text().splitlines()[:5000]] if path.exists() else []
-    text_syms = [(int(p[0], 16), p[2]) for p in lines if len(p) >= 3 and p[1] in "tT"]
-    assert text_syms and text_syms[0][0] != 0, "kernel addresses are hidden (kptr_restrict)"
-    addr, name = text_syms[len(text_syms) // 2]
-    assert ks.address(name) == addr or ks.name(addr) == name
-    got = ks.name(addr)
-    assert isinstance(got, str) and got.split("+")[0]
-    assert str(ks.name(addr + 1)).endswith("+0x1")
-    assert ks.name(0) == 0
+@pytest.mark.parametrize(
+    "value",
+    [
+        [0, 1, 2, 3],
+        (0, 1, 2, 3),
+        np.arange(4, dtype=np.uint8),
+        b"\0\1\2\3",
+        bytearray(b"\0\1\2\3"),
+        memoryview(b"\0\1\2\3"),
+    ],
+)
+def test_byte_array_accepts_bytes_and_lists_of_ints(blob: Codec, value: Any) -> None:
+    assert codec_for(None, U8X4).to_bytes(value) == b"\0\1\2\3"
+    raw = blob.to_bytes({"data": value, "raw": b"", "mac": b"", "name": "", "deltas": [0, 0, 0]})
+    assert blob.to_python(raw)["data"] == b"\0\1\2\3"
+
+
+def test_byte_array_shorter_values_are_zero_padded(blob: Codec) -> None:
+    u8 = codec_for(None, U8X4)
+    assert u8.to_bytes([7]) == u8.to_bytes(b"\x07") == b"\x07\0\0\0"
+    assert u8.to_bytes([]) == u8.to_bytes(b"") == bytes(4)
+    raw = blob.to_bytes({"data": [9], "raw": [1, 2], "mac": b"", "name": "", "deltas": (0, 0, 0)})
+    assert blob.to_python(raw)["raw"] == b"\1\2" + bytes(18)
+
+
+BYTE_ERRORS = [
+    ([1, 2, 3, 4, 5], r"value must be __u8\[4\]: b'\\x01\\x02\\x03\\x04\\x05' is 5 bytes, longer"),
+    (b"12345", r"b'12345' is 5 bytes, longer than __u8\[4\]"),
+    ([1, 256], r"field '\[1\]': 256 is out of range for a byte \(0..255\)"),
+    ([-1], r"field '\[0\]': -1 is out of range for a byte"),
+    ([1.5], r"field '\[0\]': expected an int for a byte, got 1.5"),
+    ("abcd", r"expected bytes or a list of at most 4 ints 0..255 for __u8\[4\], got 'abcd'"),
+    (7, r"expected bytes or a list of at most 4 ints 0..255 for __u8\[4\], got 7"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), BYTE_ERRORS)
+def test_byte_array_errors(value: Any, message: str) -> None:
+    with pytest.raises(MapTypeError, match=message):
+        codec_for(None, U8X4).to_bytes(value)
+
+
+def test_byte_array_field_errors_name_the_field(blob: Codec) -> None:
+    good = {"data": b"", "raw": b"", "mac": b"", "name": "", "deltas": [0, 0, 0]}
+    with pytest.raises(MapTypeError, match=r"field 'mac': b'1234567' is 7 bytes, longer than"):
+        blob.to_bytes({**good, "mac": b"1234567"})
+    with pytest.raises(MapTypeError, match=r"field 'data\[2\]': 300 is out of range for a byte"):
+        blob.to_bytes({**good, "data": [1, 2, 300]})
+    with pytest.raises(MapTypeError, match=r"field 'deltas': expected a sequence of 3 values"):
+        blob.to_bytes({**good, "deltas": "abc"})
+
+
+def test_long_and_flexible_byte_arrays() -> None:
+    u32 = _u("unsigned int", 4)
+    long_bytes = btf.Array(2, "", element=U8, length=100)
+    flex_bytes = btf.Array(3, "", element=U8, length=0)
+    flex_text = btf.Array(4, "", element=btf.Int(5, "char", size=1, signed=True, bits=8), length=0)
+    st = btf.Struct(
+        6,
+        "msg",
+        size=104,
+        members=[
+            btf.Member("len", u32, 0),
+            btf.Member("payload", long_bytes, 32),
+            btf.Member("tail", flex_bytes, 832),
+            btf.Member("more", flex_text, 832),
+        ],
+    )
+    c = codec_for(None, st)
+    assert c.column_names == ["len", "payload"]  # flexible array members have no column
+    raw = c.to_bytes({"len": 3, "payload": b"\0ab", "tail": b"", "more": ""})
+    assert c.to_python(raw) == {"len": 3, "payload": b"\0ab" + bytes(97), "tail": b"", "more": ""}
+    assert list(c.columns(c.from_buffer(raw))["payload"]) == [b"\0ab" + bytes(97)]
+
+
+def test_per_cpu_byte_arrays_take_the_first_nonzero_cpu(blob: Codec) -> None:
+    zero = bytes(blob.size)
+    one = blob.to_bytes(
+        {"data": [0, 0, 0, 5], "raw": b"", "mac": b"", "name": "a", "deltas": [1, 2, 3]}
+    )
+    arr = blob.from_buffer(zero + one + one).reshape(1, 3)
+    summed = blob.sum_columns(arr)
+    assert list(summed["data"]) == [b"\0\0\0\5"] and list(summed["name"]) == ["a"]
+    assert summed["deltas[2]"].tolist() == [6]
+
+
+# -- one plan drives everything ---------------------------------------------------------------
+
+EVERYTHING_NODES = {
+    "c8": "IntNode",
+    "ok": "BoolNode",
+    "name": "TextNode",
+    "uname": "ByteArrayNode",
+    "sname[0]": "IntNode",
+    "color": "EnumNode",
+    "n.f": "FloatNode",
+    "n.bytes": "ByteArrayNode",
+    "ptr": "PointerNode",
+    "bf.lo": "BitfieldNode",
+    "bf.flag": "BitfieldNode",
+    "tiny": "EnumNode",
+    "alias2": "IntNode",
+    "matrix[1][0]": "IntNode",
+}
+
+
+def test_plan_nodes(everything: Codec) -> None:
+    """Every column comes from one leaf of the codec's plan, one node class per kind."""
+    leaves = {leaf.path: leaf for leaf in everything.plan.leaves()}
+    assert list(leaves) == everything.column_names
+    for column, kind in EVERYTHING_NODES.items():
+        assert type(leaves[column]).__name__ == kind, column
+    nodes = {node.path: type(node).__name__ for node in everything.plan.walk()}
+    assert nodes[""] == "StructNode" and nodes["in"] == "StructNode" and nodes["n"] == "StructNode"
+    for array in ("arr", "matrix", "matrix[0]", "sname"):
+        assert nodes[array] == "ArrayColumnsNode", array
+    long = codec_for(None, btf.Array(2, "", element=_u("unsigned int", 4), length=40))
+    assert type(long.plan).__name__ == "ListArrayNode"
+    assert type(codec_for(None, btf.Int(1, "__int128", size=16, signed=True, bits=128)).plan) is (
+        type(codec_for(None, btf.Int(1, "unsigned __int128", size=16, bits=128)).plan)
+    )
+    assert type(raw_codec(4).plan).__name__ == "RawBytesNode"
