@@ -239,3 +239,51 @@ def test_ambiguous_event_type_lists_candidates(clean_kernel: tuple[int, int, int
         assert isinstance(declared_ring, RingBuffer)
         assert declared_ring.event_type == "struct a_ev"
     assert eventtypes.candidates(declared, "events") == ["struct a_ev"]
+
+
+DECODED = r"""
+struct conn { u32 pid; u32 saddr; u8 daddr_v6[16]; char args[16]; };
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 16); } conns SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __type(key, u32); __type(value, u64);
+         __uint(max_entries, 16); } by_addr SEC(".maps");
+const volatile u32 target = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) != target)
+        return 0;
+    struct conn *c = bpf_ringbuf_reserve(&conns, sizeof(*c), 0);
+    if (!c)
+        return 0;
+    __builtin_memset(c, 0, sizeof(*c));
+    c->pid = target;
+    c->saddr = __builtin_bswap32(0x7f000001);    /* 127.0.0.1 as the kernel stores it */
+    c->daddr_v6[15] = 1;                         /* ::1 */
+    __builtin_memcpy(c->args, "ls\0-l\0/tmp", 11);
+    bpf_ringbuf_submit(c, 0);
+    u32 key = __builtin_bswap32(0x0a000001);     /* 10.0.0.1 */
+    u64 one = 1, *n = bpf_map_lookup_elem(&by_addr, &key);
+    if (n) __sync_fetch_and_add(n, 1);
+    else bpf_map_update_elem(&by_addr, &key, &one, BPF_NOEXIST);
+    return 0;
+}
+"""
+
+
+def test_decode_columns_chosen_from_python(clean_kernel: tuple[int, int, int]) -> None:
+    with Workload() as w, bpfnb.load(DECODED, name="decoded", globals={"target": w.pid}) as p:
+        w.run("getpid", 3)
+        _wait_for(p.conns, 3)
+        raw = p.conns.df()
+        assert raw["saddr"].tolist() == [0x0100007F] * 3  # a plain u32 until told
+        p.conns.decode(saddr="ipv4", daddr_v6="ipv6", args="argv")
+        df = p.conns.df()
+        assert df["saddr"].tolist() == ["127.0.0.1"] * 3
+        assert df["daddr_v6"].tolist() == ["::1"] * 3
+        assert df["args"].tolist() == [["ls", "-l", "/tmp"]] * 3
+        assert p.by_addr.decode(key="ipv4").df().to_dict("records") == [
+            {"key": "10.0.0.1", "value": 3}
+        ]
+        with pytest.raises(bpfnb.BpfnbError, match="cannot be decoded as 'ipv6'"):
+            p.conns.decode(pid="ipv6")

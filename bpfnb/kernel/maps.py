@@ -41,15 +41,15 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import namedtuple
-from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
+from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, ValuesView
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
 from bpfnb.codec import frames, histogram
-from bpfnb.codec.plan import Codec, codec_for, raw_codec
+from bpfnb.codec.plan import Codec, DecoderChoice, codec_for, raw_codec
 from bpfnb.errors import (
     BpfInvalidError,
     BpfKeyError,
@@ -169,6 +169,34 @@ class Map:
     def max_entries(self) -> int:
         """The map's capacity."""
         return self.spec.max_entries
+
+    def decode(
+        self, choices: Mapping[str, DecoderChoice] | None = None, /, **columns: DecoderChoice
+    ) -> Self:
+        """Decode the given columns with the given decoders from now on; return the map.
+
+        ``prog.conns.decode(saddr="ipv4", daddr_v6="ipv6")``. Columns are named as in
+        :meth:`df`: key columns (``key``, struct key fields) choose the key's decoder,
+        every other name (also ``value`` and ``value.FIELD``) the value's. Decoders:
+        ``ipv4``, ``ipv6``, ``argv``, ``argv_str``, ``text``, ``binary``, ``syscall``,
+        ``errno``, ``ktime``, ``ksym``, ``stackid``, ``open_flags``... or ``"plain"``
+        (see :meth:`bpfnb.codec.plan.Codec.with_decoders`).
+
+        Raises
+        ------
+        DecoderError
+            For an unknown column or a decoder that does not fit its C type.
+        """
+        wanted = {**(choices or {}), **columns}
+        key_names = set(self.key_columns) | {"key"}
+        on_key = {n: c for n, c in wanted.items() if n in key_names}
+        on_value = {n.removeprefix("value."): c for n, c in wanted.items() if n not in key_names}
+        with self._lock:
+            if on_key:
+                self.key_codec = self.key_codec.with_decoders(on_key)
+            if on_value:
+                self.value_codec = self.value_codec.with_decoders(on_value)
+        return self
 
     def __repr__(self) -> str:
         return (

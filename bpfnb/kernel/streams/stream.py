@@ -28,14 +28,15 @@ import os
 import select
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 import numpy as np
 import pandas as pd
 
 from bpfnb.build import eventtypes
-from bpfnb.codec.plan import Codec, codec_for
+from bpfnb.codec.plan import Codec, DecoderChoice, codec_for
 from bpfnb.codec.streamparse import Run
 from bpfnb.errors import (
     BpfKeyError,
@@ -233,6 +234,32 @@ class EventStream:
                 self._codec = _codec_of(self.obj, value)
             else:
                 self._codec = codec_for(self.obj.btf if self.obj else None, value)
+
+    def decode(
+        self, choices: Mapping[str, DecoderChoice] | None = None, /, **columns: DecoderChoice
+    ) -> Self:
+        """Decode the given event columns with the given decoders; return the stream.
+
+        ``prog.events.decode(saddr="ipv4", daddr_v6="ipv6", args="argv")``; rows already
+        received are decoded the new way too (see
+        :meth:`bpfnb.codec.plan.Codec.with_decoders` for the decoders).
+
+        Raises
+        ------
+        DecoderError
+            For an unknown column or a decoder that does not fit its C type.
+        EventTypeError
+            When the event type is not known (set :attr:`event_type` first).
+        """
+        wanted = {**(choices or {}), **columns}
+        with self._lock:
+            if self._codec is None:
+                raise self._type_error or EventTypeError(
+                    f"{self.what} {self.name!r} has no event type to decode: set "
+                    f"prog.{self.name}.event_type = 'struct ...' first"
+                )
+            self._codec = self._codec.with_decoders(wanted)
+        return self
 
     @property
     def codec(self) -> Codec | None:
