@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the kernel layer is imported on first use, keeping the pure
     from bpfnb.kernel.program import Program
     from bpfnb.kernel.session import close_all, programs
     from bpfnb.pipeline import load
+    from bpfnb.ui.sources import MapSource
 
 __version__ = "0.1.0"
 
@@ -69,11 +70,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bpfnb' has no attribute {name!r}")
 
 
-def _live_view(source: Any, interval: float | None = None) -> Any:
-    """Build a live view with the UI layer, imported on first use."""
-    from bpfnb.ui import widgets
+def _live_view(source: MapSource, interval: float | None = None) -> Any:
+    """Build ``Map.live()``'s view with the UI layer, imported on first use."""
+    from bpfnb.ui.dashboard import live_view
 
-    return widgets.live_view(source, interval=interval)
+    return live_view(source, interval=interval)
 
 
 def _register_live_hook() -> None:

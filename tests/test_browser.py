@@ -293,7 +293,10 @@ _keep_execing.set()
 print("bpfnb-browser-test: awake")"""
 
 READ_VIEWS = """() => {
-  const out = {tables: {}, received: [], lost: [], bars: 0, barsWithCounts: 0};
+  const out = {tables: {}, received: [], lost: [], bars: 0, barsWithCounts: 0, states: []};
+  for (const s of document.querySelectorAll('.bpfnb-view.bpfnb-program .bpfnb-state')) {
+    out.states.push(s.dataset.state);
+  }
   for (const v of document.querySelectorAll('.bpfnb-view.bpfnb-table')) {
     const title = v.querySelector('.bpfnb-title');
     const sum = v.querySelector('.bpfnb-summary');
@@ -320,6 +323,26 @@ def _quickstart_copy(root: Path) -> str:
     nb.cells.insert(stop, nbformat.v4.new_code_cell(BUSY_CELL))
     nbformat.write(nb, str(root / "quickstart.ipynb"))
     return "quickstart.ipynb"
+
+
+def _screenshot_live(page: Any, selector: str, path: Path, attempts: int = 5) -> None:
+    """Screenshot the first element matching ``selector``.
+
+    A live view's HTML is replaced at every refresh that changes it, so the element
+    can detach between scrolling and the shot (more likely on a loaded machine): try
+    again with the new element.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(attempts):
+        view = page.locator(selector).first
+        try:
+            view.scroll_into_view_if_needed(timeout=10_000)
+            view.screenshot(path=str(path), timeout=10_000)
+            return
+        except PlaywrightError:
+            if attempt == attempts - 1:
+                raise
 
 
 def _counts_total(views: dict[str, Any]) -> float:
@@ -350,15 +373,16 @@ def test_quickstart_live_in_browser(lab: Lab, browser: Any) -> None:
         assert len(second["lost"]) == len(second["received"])
         # the histogram has bars
         assert second["barsWithCounts"] > 0, second
+        # each dashboard's header says it refreshes (three %%bpf cells ran)
+        assert len(second["states"]) == 3, second["states"]
+        assert all(s.startswith("refreshing every") for s in second["states"]), second
         OUTPUT.mkdir(exist_ok=True)
         page.locator(
             ".bpfnb-program-widget, .bpfnb-dashboard-widget"
         ).first.scroll_into_view_if_needed()
         page.screenshot(path=str(OUTPUT / "quickstart-browser.png"), full_page=True)
         for kind in ("events", "histogram"):
-            view = page.locator(f".bpfnb-view.bpfnb-{kind}").first
-            view.scroll_into_view_if_needed()
-            view.screenshot(path=str(OUTPUT / f"quickstart-{kind}.png"))
+            _screenshot_live(page, f".bpfnb-view.bpfnb-{kind}", OUTPUT / f"quickstart-{kind}.png")
         _wait_for_text(page, "stopped 3 program(s)", timeout=60)
         _wait_idle(page, timeout=30)
         text = _outputs_text(page)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from bpfnb.build import templates
-from bpfnb.ui import widgets
+from bpfnb.ui import html, views, widgets
+from bpfnb.ui.dashboard import dashboard
 
 from workload import Workload
 
@@ -62,11 +63,11 @@ def test_dashboard_refreshes_in_the_background(clean_kernel: tuple[int, int, int
     with Workload() as w:
         prog = bpfnb.load(COUNTER, name="wtest", globals={"target_pid": w.pid})
         try:
-            dash = widgets.dashboard(prog, interval=0.1)
+            dash = dashboard(prog, interval=0.1)
             table = dash.views["counts"]
             chart = dash.views["sizes"]
-            assert isinstance(table, widgets.LiveTable)
-            assert isinstance(chart, widgets.HistogramChart)
+            assert isinstance(table, views.LiveTable)
+            assert isinstance(chart, views.HistogramChart)
             assert _threads() == ["bpfnb-refresh-wtest"]
             # a second view of the same program shares the thread
             prog.counts.live(interval=0.1)
@@ -78,8 +79,8 @@ def test_dashboard_refreshes_in_the_background(clean_kernel: tuple[int, int, int
             assert int(row["value"].iloc[0]) == 300 and "value/s" in table.frame.columns
             assert _wait_for(lambda: int(chart.frame["count"].sum()) == 300)
             assert chart.frame["bucket"].tolist() == ["[2K, 4K)"]
-            html = dash.html()
-            assert 'data-total="300"' in html and "[2K, 4K)" in html and "bpfnb-bar" in html
+            page = dash.html()
+            assert 'data-total="300"' in page and "[2K, 4K)" in page and "bpfnb-bar" in page
             # pause freezes the views, resume moves them again
             dash.pause()
             frozen = table.refresh_count
@@ -98,7 +99,7 @@ def test_dashboard_refreshes_in_the_background(clean_kernel: tuple[int, int, int
             assert not prog.attached and _threads() == []
             w.run("getppid", 5)
             assert int(prog.counts[w.pid]) == 360  # detached: no more counting
-            assert "stopped" in dash.header.html()
+            assert "stopped" in html.render(dash.header)
         finally:
             prog.close()
     assert _threads() == []
@@ -108,7 +109,7 @@ def test_thread_stops_when_program_closes(clean_kernel: tuple[int, int, int]) ->
     import bpfnb
 
     prog = bpfnb.load(COUNTER, name="wclose", globals={"target_pid": 1})
-    widgets.dashboard(prog, interval=0.05)
+    dashboard(prog, interval=0.05)
     assert _threads() == ["bpfnb-refresh-wclose"]
     prog.close()
     assert _wait_for(lambda: _threads() == [])
@@ -118,7 +119,7 @@ def test_sort_and_top_n(clean_kernel: tuple[int, int, int]) -> None:
     import bpfnb
 
     with bpfnb.load(templates.get_template("syscount").source, name="wsort") as prog:
-        view = widgets.LiveTable(prog.counts, top_n=3)
+        view = views.LiveTable(prog.counts, top_n=3)
         time.sleep(0.2)
         view.refresh()
         view.sort_by, view.descending = "value", True
@@ -127,8 +128,8 @@ def test_sort_and_top_n(clean_kernel: tuple[int, int, int]) -> None:
         assert top["value"].tolist() == sorted(view.frame["value"], reverse=True)[:3]
         view.descending = False
         assert view.sorted_top()["value"].tolist() == sorted(view.frame["value"])[:3]
-        html = view.html()
-        assert f'data-rows="{len(view.frame)}"' in html and html.count("<tr>") == 4
+        page = html.render(view)
+        assert f'data-rows="{len(view.frame)}"' in page and page.count("<tr>") == 4
 
 
 def test_event_tail_counts_received_and_lost(clean_kernel: tuple[int, int, int]) -> None:
@@ -136,15 +137,15 @@ def test_event_tail_counts_received_and_lost(clean_kernel: tuple[int, int, int])
 
     true = "/usr/bin/true"
     with bpfnb.load(templates.get_template("execsnoop").source, name="wtail") as prog:
-        tail = widgets.EventTail(prog.events, rows=4)
+        tail = views.EventTail(prog.events, rows=4)
         tail.refresh()
         before = tail.received
         for _ in range(6):
             subprocess.run([true], check=True)
         assert _wait_for(lambda: (tail.refresh(), tail.received)[1] >= before + 6)
-        html = tail.html()
-        assert len(tail._tail) == 4 and "lost: 0" in html and html.count("<tr>") == 5
-        assert re.search(r'data-received="\d+"', html)
+        page = html.render(tail)
+        assert len(tail.frame) == 4 and "lost: 0" in page and page.count("<tr>") == 5
+        assert re.search(r'data-received="\d+"', page)
 
 
 def test_static_fallback_without_ipywidgets(
@@ -156,8 +157,8 @@ def test_static_fallback_without_ipywidgets(
     with Workload() as w, bpfnb.load(COUNTER, name="wstatic", globals={"target_pid": w.pid}) as p:
         w.run("getppid", 7)
         view = p.counts.live(interval=0.1)
-        assert isinstance(view, widgets.StaticView)
-        html = view._repr_html_()
-        assert "<table" in html and 'data-total="7"' in html
-        dash = widgets.dashboard(p, interval=0.1)
+        assert isinstance(view, html.StaticView)
+        page = view._repr_html_()
+        assert "<table" in page and 'data-total="7"' in page
+        dash = dashboard(p, interval=0.1)
         assert dash.widget is None and "counts (hash)" in dash._repr_html_()

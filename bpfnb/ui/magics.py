@@ -141,9 +141,9 @@ class BpfMagics(Magics):
         return None
 
     def _display(self, prog: Program, interval: float) -> None:
-        from bpfnb.ui import widgets  # without ipywidgets it returns a static HTML view
+        from bpfnb.ui.dashboard import dashboard  # static HTML without ipywidgets
 
-        view = widgets.dashboard(prog, interval=interval)
+        view = dashboard(prog, interval=interval)
         if view is not None:
             display(view)
 

@@ -6,6 +6,10 @@ map's spec, see :mod:`bpfnb.object.maptypes`) says what it is, and a map knows t
 program that owns it (``owner``). The kernel classes satisfy these Protocols
 structurally; they do not import this module.
 
+:func:`is_event_source`, :func:`is_histogram_source` and :func:`is_table_source` read
+a source's ``kind`` with the predicates of :mod:`bpfnb.object.maptypes` and narrow its
+type for the type checker; :func:`bpfnb.ui.views.view_for` is the one place using them.
+
 ================================  ===============================================
 Protocol                          satisfied by (``bpfnb.kernel``)
 ================================  ===============================================
@@ -19,10 +23,11 @@ Protocol                          satisfied by (``bpfnb.kernel``)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import pandas as pd
 
+from bpfnb.object import maptypes
 from bpfnb.object.spec import MapSpec
 
 
@@ -50,14 +55,19 @@ class MapSource(Protocol):
         """The program the map belongs to (None for a map opened on its own)."""
         ...
 
+    @property
+    def closed(self) -> bool:
+        """Whether the map was closed (its program stopped or was replaced)."""
+        ...
+
 
 class TableSource(MapSource, Protocol):
-    """A map shown as a table: keys and values as DataFrame rows."""
+    """A map shown as a table: keys and values as DataFrame rows.
 
-    @property
-    def per_cpu(self) -> bool:
-        """Whether values are kept per CPU (``df(per_cpu=True)`` gives CPU columns)."""
-        ...
+    Whether values are kept per CPU is told by its kind
+    (:func:`bpfnb.object.maptypes.is_per_cpu`); then ``df(per_cpu=True)`` gives one
+    column per CPU.
+    """
 
     @property
     def key_columns(self) -> list[str]:
@@ -123,8 +133,8 @@ class ProgramSource(Protocol):
         ...
 
     @property
-    def maps(self) -> Mapping[str, Any]:
-        """The user's maps by C name (each a :class:`MapSource` of some kind)."""
+    def maps(self) -> Mapping[str, MapSource]:
+        """The user's maps by C name."""
         ...
 
     def stats(self) -> dict[str, Any]:
@@ -144,4 +154,28 @@ class ProgramSource(Protocol):
         ...
 
 
-__all__ = ["EventSource", "HistogramSource", "MapSource", "ProgramSource", "TableSource"]
+def is_event_source(source: MapSource) -> TypeGuard[EventSource]:
+    """Whether ``source`` is an event stream (ring buffer, perf event array)."""
+    return maptypes.is_event_stream(source.kind)
+
+
+def is_histogram_source(source: MapSource) -> TypeGuard[HistogramSource]:
+    """Whether ``source`` is a ``hist.h`` histogram."""
+    return maptypes.is_histogram(source.kind)
+
+
+def is_table_source(source: MapSource) -> TypeGuard[TableSource]:
+    """Whether ``source`` is shown as a table: every kind but streams and histograms."""
+    return not (maptypes.is_event_stream(source.kind) or maptypes.is_histogram(source.kind))
+
+
+__all__ = [
+    "EventSource",
+    "HistogramSource",
+    "MapSource",
+    "ProgramSource",
+    "TableSource",
+    "is_event_source",
+    "is_histogram_source",
+    "is_table_source",
+]

@@ -1,0 +1,81 @@
+"""The UI layer's shape, read from its source: who imports what, and no probing.
+
+- only ``widgets`` imports ipywidgets; IPython only ``magics`` and ``dashboard``;
+- the live-view modules read the kernel layer through ``sources`` only: they import
+  nothing from ``bpfnb.kernel`` and never call ``getattr``/``hasattr``;
+- the UI modules import each other in one direction (no circles).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+UI = Path(__file__).resolve().parent.parent / "bpfnb" / "ui"
+# magics.py is the %%bpf front end, rewritten over the pipeline: not a live-view module.
+LIVE_VIEW_MODULES = ["sources", "refresh", "views", "html", "widgets", "dashboard"]
+
+
+def _tree(module: str) -> ast.Module:
+    return ast.parse((UI / f"{module}.py").read_text(), filename=f"{module}.py")
+
+
+def _imports(module: str) -> set[str]:
+    """Every module imported anywhere in ``bpfnb/ui/MODULE.py`` (functions included)."""
+    found: set[str] = set()
+    for node in ast.walk(_tree(module)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _ui_deps(module: str) -> set[str]:
+    deps = set()
+    for name in _imports(module):
+        parts = name.split(".")
+        if parts[:2] == ["bpfnb", "ui"] and len(parts) > 2 and parts[2] in LIVE_VIEW_MODULES:
+            deps.add(parts[2])
+    return deps - {module}
+
+
+def test_every_ui_module_is_known() -> None:
+    on_disk = {p.stem for p in UI.glob("*.py")} - {"__init__"}
+    assert on_disk == {*LIVE_VIEW_MODULES, "magics"}
+
+
+@pytest.mark.parametrize("module", LIVE_VIEW_MODULES)
+def test_frontend_imports(module: str) -> None:
+    imported = _imports(module)
+    uses_widgets = any(n.split(".")[0] == "ipywidgets" for n in imported)
+    uses_ipython = any(n.split(".")[0] == "IPython" for n in imported)
+    assert uses_widgets == (module == "widgets")
+    assert not uses_ipython or module == "dashboard"
+
+
+@pytest.mark.parametrize("module", LIVE_VIEW_MODULES)
+def test_kernel_only_through_sources(module: str) -> None:
+    imported = _imports(module)
+    assert not [n for n in imported if n.startswith(("bpfnb.kernel", "pylibbpf"))]
+    probes = [
+        node.lineno
+        for node in ast.walk(_tree(module))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("getattr", "hasattr", "setattr")
+    ]
+    assert probes == [], f"{module}.py probes objects on lines {probes}"
+
+
+def test_ui_imports_go_one_way() -> None:
+    deps = {m: _ui_deps(m) for m in LIVE_VIEW_MODULES}
+    # each module may import only modules listed before it
+    order = {m: i for i, m in enumerate(LIVE_VIEW_MODULES)}
+    backwards = {m: sorted(d for d in ds if order[d] > order[m]) for m, ds in deps.items()}
+    assert all(not b for b in backwards.values()), backwards
+    assert deps["views"] == {"sources", "refresh"}
+    assert "views" not in deps["refresh"] and "widgets" not in deps["views"]
