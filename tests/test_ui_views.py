@@ -238,7 +238,7 @@ def test_failed_read_is_shown(clean_kernel: tuple[int, int, int]) -> None:
     view.refresh()  # the map is gone: the view keeps its rows and says why it is stale
     assert view.error is not None and "closed" in view.error
     page = html.render(view)
-    assert "refresh failed: BpfnbError" in page and 'data-total="70"' in page
+    assert "refresh failed: ClosedError" in page and 'data-total="70"' in page
     view.finish()
     assert html.render(view).endswith('<div class="bpfnb-foot">(stopped)</div></div>')
 
