@@ -15,11 +15,14 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-DATA = Path(__file__).parent / "data"
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+DATA = TESTS / "data"
 
 
 def _kernel_problem() -> str | None:
@@ -113,3 +116,16 @@ def clean_kernel(kernel: None) -> Iterator[tuple[int, int, int]]:
     yield before
     after = wait_for_counts(before)
     assert after == before, f"BPF objects leaked: before {before}, after {after}"
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[Any]:
+    """A real InteractiveShell with bpfnb loaded (see tests/shell.py); stops its programs."""
+    from shell import TestingShell
+
+    os.environ.setdefault(
+        "BPFNB_CACHE_DIR", os.environ.get("BPFNB_TEST_CACHE", "/tmp/bpfnb-test-cache")
+    )
+    testing = TestingShell()
+    yield testing
+    testing.close()

@@ -31,11 +31,10 @@ from typing import Any
 import nbformat
 import pytest
 
-from conftest import IN_CI, require_kernel
+from conftest import IN_CI, ROOT, require_kernel
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = ROOT / "test-output"
 CHROMIUM_FLAGS = [

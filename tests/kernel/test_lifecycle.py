@@ -15,7 +15,7 @@ import bpfnb
 from bpfnb.errors import AttachError, KernelFeatureError, VerifierError
 from bpfnb.kernel import system
 
-from conftest import bpf_object_counts, kernel_prog_ids, wait_for_counts
+from conftest import TESTS, bpf_object_counts, kernel_prog_ids, wait_for_counts
 from programs import GETPID_COUNTER, MISSING_NULL_CHECK, MISSING_NULL_CHECK_LINE
 from workload import Workload
 
@@ -223,7 +223,7 @@ def test_globals_of_a_closed_program_refuse_reads(clean_kernel: object, workload
 def test_interpreter_exit_leaves_nothing_loaded(kernel: None, tmp_path: Path) -> None:
     script = (
         "import sys, bpfnb\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
         "from programs import GETPID_COUNTER\n"
         "prog = bpfnb.load(GETPID_COUNTER, name='atexit_test')\n"
         "ids = [p['id'] for p in prog.stats()['programs'].values()]\n"

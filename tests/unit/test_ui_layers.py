@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
-UI = Path(__file__).resolve().parent.parent / "bpfnb" / "ui"
+from conftest import ROOT
+
+UI = ROOT / "bpfnb" / "ui"
 # magics.py is the %%bpf front end, rewritten over the pipeline: not a live-view module.
 LIVE_VIEW_MODULES = ["sources", "refresh", "views", "html", "widgets", "dashboard"]
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bpfnb.errors import BtfError
 from bpfnb.object import btf
 from bpfnb.object.spec import GlobalVar, MapSpec, ObjectSpec, ProgramSpec
 
-DATA = Path(__file__).parent / "data"
+from conftest import DATA
 
 
 @pytest.fixture(scope="module")

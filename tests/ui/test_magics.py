@@ -1,9 +1,8 @@
-"""The magics, driven through a real IPython InteractiveShell (``run_cell``)."""
+"""The magics, driven through a real IPython InteractiveShell (``TestingShell``)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 import bpfnb
 from bpfnb.errors import CompileError, VerifierError
@@ -25,32 +23,14 @@ from programs import (
     SYNTAX_ERROR,
     SYNTAX_ERROR_LINE,
 )
+from shell import TestingShell
 from workload import Workload
-
-
-@pytest.fixture(scope="module")
-def shell() -> Iterator[InteractiveShell]:
-    os.environ.setdefault(
-        "BPFNB_CACHE_DIR", os.environ.get("BPFNB_TEST_CACHE", "/tmp/bpfnb-test-cache")
-    )
-    ip = InteractiveShell.instance()
-    result = ip.run_cell("%load_ext bpfnb")
-    assert result.success
-    yield ip
-    ip.run_cell("%bpf stop --all")
 
 
 @pytest.fixture
 def workload() -> Iterator[Workload]:
     with Workload() as w:
         yield w
-
-
-def run(shell: InteractiveShell, text: str) -> object:
-    result = shell.run_cell(text)
-    if result.error_in_exec is not None:
-        raise result.error_in_exec
-    return result.result
 
 
 def programs_named(name: str, expected: int, timeout: float = 5.0) -> int:
@@ -65,39 +45,39 @@ def programs_named(name: str, expected: int, timeout: float = 5.0) -> int:
 
 
 def test_cell_binds_program_and_counts_exactly(
-    shell: InteractiveShell, workload: Workload, kernel: None
+    shell: TestingShell, workload: Workload, kernel: None
 ) -> None:
     before = bpf_object_counts()
-    run(shell, f"%%bpf syscalls --no-display\n{GETPID_COUNTER}")
+    shell.run(f"%%bpf syscalls --no-display\n{GETPID_COUNTER}")
     prog = shell.user_ns["syscalls"]
     assert isinstance(prog, bpfnb.Program)
     workload.run("getpid", 777)
-    assert run(shell, f"syscalls.counts[{workload.pid}]") == 777
-    listing = run(shell, "%bpf list")
+    assert shell.run(f"syscalls.counts[{workload.pid}]") == 777
+    listing = shell.run("%bpf list")
     assert isinstance(listing, pd.DataFrame)
     row = listing.set_index("name").loc["syscalls"]
     assert row["attach points"] == "tracepoint/syscalls/sys_enter_getpid"
     assert row["run count"] >= 777
-    run(shell, "%bpf stop syscalls")
+    shell.run("%bpf stop syscalls")
     assert prog.closed
     assert wait_for_counts(before) == before
 
 
 def test_fifty_reruns_leave_one_program_and_stop_all_cleans(
-    shell: InteractiveShell, workload: Workload, kernel: None
+    shell: TestingShell, workload: Workload, kernel: None
 ) -> None:
     before = bpf_object_counts()
     for _ in range(50):
-        run(shell, f"%%bpf rerun --no-display\n{GETPID_COUNTER}")
+        shell.run(f"%%bpf rerun --no-display\n{GETPID_COUNTER}")
     assert programs_named("on_getpid", 1) == 1
     workload.run("getpid", 42)
     assert shell.user_ns["rerun"].counts[workload.pid] == 42
-    run(shell, "%bpf stop --all")
+    shell.run("%bpf stop --all")
     assert wait_for_counts(before) == before
 
 
 def test_syntax_error_shows_cell_line_without_traceback(
-    shell: InteractiveShell, kernel: None, capsys: pytest.CaptureFixture[str]
+    shell: TestingShell, kernel: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = shell.run_cell(f"%%bpf broken --no-display\n{SYNTAX_ERROR}")
     assert isinstance(result.error_in_exec, CompileError)
@@ -110,7 +90,7 @@ def test_syntax_error_shows_cell_line_without_traceback(
 
 
 def test_verifier_error_shows_cell_line(
-    shell: InteractiveShell, kernel: None, capsys: pytest.CaptureFixture[str]
+    shell: TestingShell, kernel: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = bpf_object_counts()
     result = shell.run_cell(f"%%bpf nocheck --no-display\n{MISSING_NULL_CHECK}")
@@ -124,9 +104,9 @@ def test_verifier_error_shows_cell_line(
 
 
 def test_failing_rerun_keeps_old_program_counting(
-    shell: InteractiveShell, workload: Workload, kernel: None
+    shell: TestingShell, workload: Workload, kernel: None
 ) -> None:
-    run(shell, f"%%bpf keep --no-display\n{GETPID_COUNTER}")
+    shell.run(f"%%bpf keep --no-display\n{GETPID_COUNTER}")
     old = shell.user_ns["keep"]
     loaded = bpf_object_counts()
     result = shell.run_cell(f"%%bpf keep --no-display\n{MISSING_NULL_CHECK}")
@@ -144,30 +124,30 @@ def test_failing_rerun_keeps_old_program_counting(
     assert shell.user_ns["keep"] is old and old.attached
     workload.run("getpid", 9)
     assert old.counts[workload.pid] == 40
-    run(shell, "%bpf stop keep")
+    shell.run("%bpf stop keep")
 
 
 def test_export_writes_csv(
-    shell: InteractiveShell, workload: Workload, kernel: None, tmp_path: Path
+    shell: TestingShell, workload: Workload, kernel: None, tmp_path: Path
 ) -> None:
-    run(shell, f"%%bpf exp --no-display\n{GETPID_COUNTER}")
+    shell.run(f"%%bpf exp --no-display\n{GETPID_COUNTER}")
     workload.run("getpid", 12)
     path = tmp_path / "counts.csv"
-    run(shell, f"%bpf export exp.counts {path}")
+    shell.run(f"%bpf export exp.counts {path}")
     frame = pd.read_csv(path)
     assert int(frame.loc[frame["key"] == workload.pid, "value"].iloc[0]) == 12
     result = shell.run_cell(f"%bpf export exp.nomap {path}")
     assert "no map 'nomap'" in str(result.error_in_exec)
-    run(shell, "%bpf stop exp")
+    shell.run("%bpf stop exp")
 
 
 def test_config_interval_and_doctor(
-    shell: InteractiveShell, kernel: None, capsys: pytest.CaptureFixture[str]
+    shell: TestingShell, kernel: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run(shell, "%config BpfMagics.interval = 0.5")
-    magics = shell.magics_manager.registry["BpfMagics"]
+    shell.run("%config BpfMagics.interval = 0.5")
+    magics = shell.ip.magics_manager.registry["BpfMagics"]
     assert isinstance(magics, BpfMagics) and magics.interval == 0.5
-    run(shell, "%bpf doctor")
+    shell.run("%bpf doctor")
     text = capsys.readouterr().out
     for check in (
         "kernel BTF",
@@ -180,7 +160,7 @@ def test_config_interval_and_doctor(
         assert f"[ok  ] {check}" in text
 
 
-def test_bad_magic_arguments_are_usage_errors(shell: InteractiveShell, kernel: None) -> None:
+def test_bad_magic_arguments_are_usage_errors(shell: TestingShell, kernel: None) -> None:
     result = shell.run_cell("%%bpf\nint x;")
     assert "needs a name" in str(result.error_in_exec)
     result = shell.run_cell("%bpf frobnicate")
@@ -190,10 +170,10 @@ def test_bad_magic_arguments_are_usage_errors(shell: InteractiveShell, kernel: N
 
 
 def test_compile_only_loads_nothing(
-    shell: InteractiveShell, kernel: None, capsys: pytest.CaptureFixture[str]
+    shell: TestingShell, kernel: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = bpf_object_counts()
-    run(shell, f"%%bpf conly --compile-only\n{GETPID_COUNTER}")
+    shell.run(f"%%bpf conly --compile-only\n{GETPID_COUNTER}")
     text = capsys.readouterr().out
     assert "on_getpid [tracepoint/syscalls/sys_enter_getpid]" in text
     assert "counts (hash)" in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from bpfnb.errors import MapTypeError
 from bpfnb.object import btf
 from bpfnb.object.spec import ObjectSpec
 
-DATA = Path(__file__).parent / "data"
+from conftest import DATA
 
 
 @pytest.fixture(scope="module")

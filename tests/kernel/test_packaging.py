@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 PIP = (sys.executable, "-m", "pip")
 _SKIP_ANYWHERE = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache", ".pytest_cache"
@@ -30,7 +31,7 @@ _SKIP_AT_TOP = {"build", "dist", "out", "test-output"}  # build outputs, not bpf
 
 def _skip(directory: str, names: list[str]) -> set[str]:
     skipped = set(_SKIP_ANYWHERE(directory, names))
-    if Path(directory) == REPO:
+    if Path(directory) == ROOT:
         skipped |= _SKIP_AT_TOP & set(names)
     return skipped
 
@@ -70,7 +71,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return the python of a venv with this tree's wheel installed (not editable)."""
     base = tmp_path_factory.mktemp("wheel")
     source = base / "src"
-    shutil.copytree(REPO, source, ignore=_skip)
+    shutil.copytree(ROOT, source, ignore=_skip)
     dist = base / "dist"
     subprocess.run(
         [*PIP, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(source)],
@@ -79,11 +80,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (wheel,) = dist.glob("bpfnb-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    templates = {p.name for p in (REPO / "bpf_templates").glob("*.bpf.c")}
-    headers = {str(p.relative_to(REPO)) for p in (REPO / "bpfnb" / "include").rglob("*.h")}
+    templates = {p.name for p in (ROOT / "bpf_templates").glob("*.bpf.c")}
+    headers = {str(p.relative_to(ROOT)) for p in (ROOT / "bpfnb" / "include").rglob("*.h")}
     modules = {
-        str(p.relative_to(REPO))
-        for p in (REPO / "bpfnb").rglob("*.py")
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "bpfnb").rglob("*.py")
         if "__pycache__" not in str(p)
     }
     assert {f"bpfnb/bpf_templates/{t}" for t in templates} <= names
@@ -124,20 +125,20 @@ def _run(python: Path, mode: str, tmp_path: Path) -> dict[str, object]:
     assert run.returncode == 0, run.stderr
     out: dict[str, object] = json.loads(run.stdout)
     assert str(out["bpfnb"]).startswith(str(python.parent.parent))  # the wheel, not this tree
-    assert not str(out["bpfnb"]).startswith(str(REPO))
+    assert not str(out["bpfnb"]).startswith(str(ROOT))
     return out
 
 
 def test_wheel_lists_and_compiles_templates(installed: Path, tmp_path: Path, kernel: None) -> None:
     out = _run(installed, "compile", tmp_path)
-    shipped = {p.name.removesuffix(".bpf.c") for p in (REPO / "bpf_templates").glob("*.bpf.c")}
+    shipped = {p.name.removesuffix(".bpf.c") for p in (ROOT / "bpf_templates").glob("*.bpf.c")}
     found = out["templates"]
     assert isinstance(found, dict) and set(found) == shipped
     for description, path in found.values():
         assert description and str(installed.parent.parent) in path
     assert out["headers"] == sorted(
-        str(p.relative_to(REPO / "bpfnb" / "include"))
-        for p in (REPO / "bpfnb" / "include").rglob("*.h")
+        str(p.relative_to(ROOT / "bpfnb" / "include"))
+        for p in (ROOT / "bpfnb" / "include").rglob("*.h")
     )
     assert out["maps"] == ["counts"]
     assert out["programs"] == ["tracepoint/raw_syscalls/sys_enter"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,8 @@ from bpfnb.errors import BtfError
 from bpfnb.object import btf
 from bpfnb.object.elf import SHF_EXECINSTR, STT_FUNC, ElfError, ElfFile
 
-DATA = Path(__file__).parent / "data"
+from conftest import DATA
+
 TYPES_O = DATA / "types.bpf.o"
 
 
@@ -343,12 +343,3 @@ def test_btf_unknown_kind_and_dangling_id() -> None:
     b.add("int", btf.KIND_INT, 0, 4)  # missing the int encoding word
     with pytest.raises(BtfError, match="truncated"):
         btf.Btf.from_bytes(b.blob())
-
-
-def test_kernel_btf_parses(kernel: None) -> None:
-    path = Path("/sys/kernel/btf/vmlinux")
-    t = btf.Btf.from_bytes(path.read_bytes())
-    task = t.by_name("task_struct", btf.Struct)
-    assert isinstance(task, btf.Struct) and task.size > 1000
-    assert "pid" in [m.name for m in task.members]
-    assert t.all_of(btf.Enum64), "a 6.x kernel's BTF has 64-bit enums"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bpfnb.codec import roles
@@ -12,7 +10,7 @@ from bpfnb.codec.plan import Codec, codec_for, raw_codec
 from bpfnb.object import btf
 from bpfnb.object.spec import ObjectSpec
 
-DATA = Path(__file__).parent / "data"
+from conftest import DATA
 
 NAMES = [
     # field name, role, unit

@@ -16,6 +16,7 @@ from bpfnb.build import templates
 from bpfnb.codec import histogram
 from bpfnb.object import maptypes
 
+from conftest import ROOT
 from workload import SYS_getppid, Workload
 
 EXPECTED = {"execsnoop", "opensnoop", "syscount", "syslat"}
@@ -24,6 +25,7 @@ EXPECTED = {"execsnoop", "opensnoop", "syscount", "syslat"}
 # "exec PATH K" opens PATH (or runs it) K times, then prints "done".
 HELPER = r"""
 import os, subprocess, sys
+
 print(os.getpid(), flush=True)
 for line in sys.stdin:
     what, path, k = line.split()
@@ -83,7 +85,7 @@ def test_templates_are_listed_with_descriptions() -> None:
         assert "kprobe" not in t.source  # tracepoints only
     assert templates.get_template("syscount.bpf.c").name == "syscount"
     # the editable install maps the package bpfnb.bpf_templates to bpf_templates/
-    repo_templates = Path(__file__).resolve().parent.parent / "bpf_templates"
+    repo_templates = ROOT / "bpf_templates"
     assert templates.packaged_dir() == repo_templates
     assert {t.path.parent for t in found.values()} == {repo_templates}
     with pytest.raises(templates.TemplateNotFoundError, match=r"available: .*syscount"):

@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from conftest import require_kernel
+from conftest import ROOT, require_kernel
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 120
 

@@ -18,7 +18,7 @@ from bpfnb.errors import BpfnbError, DecoderError, MapTypeError
 from bpfnb.object import btf
 from bpfnb.object.spec import ObjectSpec
 
-DATA = Path(__file__).parent / "data"
+from conftest import DATA
 
 
 @pytest.fixture(scope="module")
@@ -111,20 +111,6 @@ def test_errno_and_ipv4_decoders() -> None:
     assert v4.decode(raw).tolist() == ["127.0.0.1", "192.168.1.20"]
     assert v4.encode_one("127.0.0.1") == int(raw[0])
     assert decoders.lookup(["u32", "__u32"]) is None
-
-
-def test_ksym_decoder(kernel: None) -> None:
-    ks = decoders.Kallsyms()
-    path = decoders.KALLSYMS
-    lines = [ln.split() for ln in path.read_text().splitlines()[:5000]] if path.exists() else []
-    text_syms = [(int(p[0], 16), p[2]) for p in lines if len(p) >= 3 and p[1] in "tT"]
-    assert text_syms and text_syms[0][0] != 0, "kernel addresses are hidden (kptr_restrict)"
-    addr, name = text_syms[len(text_syms) // 2]
-    assert ks.address(name) == addr or ks.name(addr) == name
-    got = ks.name(addr)
-    assert isinstance(got, str) and got.split("+")[0]
-    assert str(ks.name(addr + 1)).endswith("+0x1")
-    assert ks.name(0) == 0
 
 
 def test_ipv6_text_is_rfc5952() -> None:

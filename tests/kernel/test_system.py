@@ -15,8 +15,6 @@ from bpfnb.object import sections
 
 from programs import GETPID_COUNTER
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def test_doctor_cli_passes_here(kernel: None) -> None:
     run = subprocess.run(
