@@ -12,8 +12,9 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,35 @@ def shell() -> Iterator[Any]:
     testing = TestingShell()
     yield testing
     testing.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` seconds passed; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def refresh_threads() -> list[str]:
+    """Names of the live views' refresh threads running now."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("bpfnb-refresh-")]
+
+
+@pytest.fixture(scope="module")
+def codec_spec() -> Any:
+    """The committed test object with libbpf-tools-style types (tests/data/codec.bpf.o)."""
+    from bpfnb.object.spec import ObjectSpec
+
+    return ObjectSpec.from_file(DATA / "codec.bpf.o")
+
+
+def codec_of(spec: Any, name: str) -> Any:
+    """The codec of a type of ``spec`` named in C (``"struct conn"``)."""
+    from bpfnb.codec.plan import codec_for
+
+    t = spec.find_type(name)
+    assert t is not None, name
+    return codec_for(spec.btf, t)

@@ -1,1 +1,1 @@
-"""bpfnb.build"""
+"""bpfnb.build: pure (no kernel fd): cell text -> object file."""

@@ -392,10 +392,9 @@ class RawBytesNode(Leaf):
         raise EncodeError(f"expected {self.size} bytes or an int, got {value!r}", path)
 
 
-class TextNode(Leaf):
-    """``char[N]``: text up to the first NUL (UTF-8, invalid bytes replaced)."""
+class _ByteSpanNode(Leaf):
+    """An array of 1-byte elements read as one span (``char[N]``, ``u8[N]``)."""
 
-    natural_role = "text"
     takes_bytes = True
 
     def __init__(self, path: str, offset: int, c_name: str, t: btf.Type, length: int) -> None:
@@ -404,6 +403,12 @@ class TextNode(Leaf):
     def leaves(self) -> Iterator[Leaf]:
         if self.size:  # a flexible array member (``char data[]``) has no column
             yield self
+
+
+class TextNode(_ByteSpanNode):
+    """``char[N]``: text up to the first NUL (UTF-8, invalid bytes replaced)."""
+
+    natural_role = "text"
 
     def present(self, raw: np.ndarray) -> Column:
         return columns.text_column(raw, self.size)
@@ -425,7 +430,7 @@ class TextNode(Leaf):
         buf[pos : pos + self.size] = data.ljust(self.size, b"\0")
 
 
-class ByteArrayNode(Leaf):
+class ByteArrayNode(_ByteSpanNode):
     """``unsigned char[N]``, ``u8[N]``: ``bytes`` of length N (NULs and all).
 
     Encodes from bytes/bytearray/memoryview or a list/tuple/array of ints 0..255 of at
@@ -433,14 +438,6 @@ class ByteArrayNode(Leaf):
     """
 
     natural_role = "bytes"
-    takes_bytes = True
-
-    def __init__(self, path: str, offset: int, c_name: str, t: btf.Type, length: int) -> None:
-        super().__init__(path, offset, length, c_name, t, ("u1", (length,)))
-
-    def leaves(self) -> Iterator[Leaf]:
-        if self.size:  # a flexible array member (``char data[]``) has no column
-            yield self
 
     def present(self, raw: np.ndarray) -> Column:
         return columns.bytes_column(raw)

@@ -1,1 +1,1 @@
-"""bpfnb.kernel"""
+"""bpfnb.kernel: everything that owns a kernel fd."""

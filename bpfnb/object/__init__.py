@@ -1,1 +1,1 @@
-"""bpfnb.object"""
+"""bpfnb.object: pure: the object file, its BTF, the map-type table and SEC() table."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,6 +9,7 @@ import pytest
 from bpfnb.ui import html, refresh, sources, views, widgets
 from bpfnb.ui.dashboard import dashboard, live_view
 
+from conftest import refresh_threads, wait_until
 from workload import Workload
 
 N = 25
@@ -66,19 +64,6 @@ BPF_HASH(counts, u32, u64, 64);
 """
 
 
-def _wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
-
-
-def _threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("bpfnb-refresh-")]
-
-
 def test_views_follow_map_kinds(clean_kernel: tuple[int, int, int]) -> None:
     import bpfnb
 
@@ -104,7 +89,7 @@ def test_views_follow_map_kinds(clean_kernel: tuple[int, int, int]) -> None:
         assert not counts.can_per_cpu and pcpu.can_per_cpu
         ring, perf = built["ring"], built["perf"]
         assert isinstance(ring, views.EventTail) and isinstance(perf, views.EventTail)
-        assert _wait_for(lambda: maps["ring"].received == N and maps["perf"].received == N)
+        assert wait_until(lambda: maps["ring"].received == N and maps["perf"].received == N)
         for view in built.values():
             view.refresh()
             assert view.error is None, view.error
@@ -191,9 +176,9 @@ def test_dashboard_buttons(clean_kernel: tuple[int, int, int]) -> None:
         table = dash.views["counts"]
         assert isinstance(table, views.LiveTable)
         w.run("getppid", N)
-        assert _wait_for(lambda: table.total == N)
+        assert wait_until(lambda: table.total == N)
         stop.click()
-        assert not p.attached and dash.refresher.stopped and _threads() == []
+        assert not p.attached and dash.refresher.stopped and refresh_threads() == []
         assert all(b.disabled for b in (pause, resume, stop))
         assert 'data-state="stopped"' in header.value and "detached" in header.value
         assert "(not attached)" in header.value
@@ -210,20 +195,20 @@ def test_one_refresher_per_program(clean_kernel: tuple[int, int, int]) -> None:
         # Map.live() finds the program's refresher through the map's owner
         table = prog.counts.live()
         tail = prog.ring.live(interval=0.1)
-        assert _threads() == ["bpfnb-refresh-uiowner"]
+        assert refresh_threads() == ["bpfnb-refresh-uiowner"]
         assert refresh.refresher_for(prog) is dash.refresher
         assert dash.refresher.interval == 0.1  # the last interval asked for wins
         assert len(dash.refresher.views) == 1 + 5 + 2  # header, one per map, two live views
         assert table is not None and tail is not None
         dash.stop()
-        assert _threads() == []
+        assert refresh_threads() == []
         # asked again while the program is open: a new refresher, a new thread
         live_view(prog.maps["sizes"])
         assert refresh.refresher_for(prog) is not dash.refresher
-        assert _threads() == ["bpfnb-refresh-uiowner"]
+        assert refresh_threads() == ["bpfnb-refresh-uiowner"]
     finally:
         prog.close()
-    assert _wait_for(lambda: _threads() == [])
+    assert wait_until(lambda: refresh_threads() == [])
 
 
 def test_failed_read_is_shown(clean_kernel: tuple[int, int, int]) -> None:
@@ -254,7 +239,7 @@ def test_static_views_without_ipywidgets(
         bpfnb.load(EVERY_KIND, name="uistatic", globals={"target_pid": w.pid}) as p,
     ):
         w.run("getppid", N)
-        assert _wait_for(lambda: p.ring.received == N)
+        assert wait_until(lambda: p.ring.received == N)
         shown = p.ring.live(interval=0.1)
         assert isinstance(shown, html.StaticView)
         assert f'data-received="{N}"' in shown._repr_html_()

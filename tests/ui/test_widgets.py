@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -14,6 +12,7 @@ from bpfnb.build import templates
 from bpfnb.ui import html, views, widgets
 from bpfnb.ui.dashboard import dashboard
 
+from conftest import refresh_threads, wait_until
 from workload import Workload
 
 COUNTER = r"""
@@ -44,19 +43,6 @@ int count(void *ctx)
 """
 
 
-def _wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
-
-
-def _threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("bpfnb-refresh-")]
-
-
 def test_dashboard_refreshes_in_the_background(clean_kernel: tuple[int, int, int]) -> None:
     import bpfnb
 
@@ -68,16 +54,16 @@ def test_dashboard_refreshes_in_the_background(clean_kernel: tuple[int, int, int
             chart = dash.views["sizes"]
             assert isinstance(table, views.LiveTable)
             assert isinstance(chart, views.HistogramChart)
-            assert _threads() == ["bpfnb-refresh-wtest"]
+            assert refresh_threads() == ["bpfnb-refresh-wtest"]
             # a second view of the same program shares the thread
             prog.counts.live(interval=0.1)
-            assert _threads() == ["bpfnb-refresh-wtest"]
+            assert refresh_threads() == ["bpfnb-refresh-wtest"]
             w.run("getppid", 300)
             # the main thread only sleeps: the refresher must pick the new counts up
-            assert _wait_for(lambda: table.total == 300), table.total
+            assert wait_until(lambda: table.total == 300), table.total
             row = table.frame[table.frame["key"] == w.pid]
             assert int(row["value"].iloc[0]) == 300 and "value/s" in table.frame.columns
-            assert _wait_for(lambda: int(chart.frame["count"].sum()) == 300)
+            assert wait_until(lambda: int(chart.frame["count"].sum()) == 300)
             assert chart.frame["bucket"].tolist() == ["[2K, 4K)"]
             page = dash.html()
             assert 'data-total="300"' in page and "[2K, 4K)" in page and "bpfnb-bar" in page
@@ -88,21 +74,21 @@ def test_dashboard_refreshes_in_the_background(clean_kernel: tuple[int, int, int
             time.sleep(0.4)
             assert table.refresh_count == frozen and table.total == 300
             dash.resume()
-            assert _wait_for(lambda: table.total == 310)
+            assert wait_until(lambda: table.total == 310)
             # a rate appears once a key changed between two refreshes
             w.run("getppid", 50)
-            assert _wait_for(lambda: table.total == 360)
+            assert wait_until(lambda: table.total == 360)
             rates = table.frame["value/s"].dropna()
             assert len(rates) == 1 and float(rates.iloc[0]) > 0
             # stop detaches, refreshes once more, and ends the thread
             dash.stop()
-            assert not prog.attached and _threads() == []
+            assert not prog.attached and refresh_threads() == []
             w.run("getppid", 5)
             assert int(prog.counts[w.pid]) == 360  # detached: no more counting
             assert "stopped" in html.render(dash.header)
         finally:
             prog.close()
-    assert _threads() == []
+    assert refresh_threads() == []
 
 
 def test_thread_stops_when_program_closes(clean_kernel: tuple[int, int, int]) -> None:
@@ -110,9 +96,9 @@ def test_thread_stops_when_program_closes(clean_kernel: tuple[int, int, int]) ->
 
     prog = bpfnb.load(COUNTER, name="wclose", globals={"target_pid": 1})
     dashboard(prog, interval=0.05)
-    assert _threads() == ["bpfnb-refresh-wclose"]
+    assert refresh_threads() == ["bpfnb-refresh-wclose"]
     prog.close()
-    assert _wait_for(lambda: _threads() == [])
+    assert wait_until(lambda: refresh_threads() == [])
 
 
 def test_sort_and_top_n(clean_kernel: tuple[int, int, int]) -> None:
@@ -142,7 +128,7 @@ def test_event_tail_counts_received_and_lost(clean_kernel: tuple[int, int, int])
         before = tail.received
         for _ in range(6):
             subprocess.run([true], check=True)
-        assert _wait_for(lambda: (tail.refresh(), tail.received)[1] >= before + 6)
+        assert wait_until(lambda: (tail.refresh(), tail.received)[1] >= before + 6)
         page = html.render(tail)
         assert len(tail.frame) == 4 and "lost: 0" in page and page.count("<tr>") == 5
         assert re.search(r'data-received="\d+"', page)

@@ -18,18 +18,7 @@ from bpfnb.errors import BpfnbError, DecoderError, MapTypeError
 from bpfnb.object import btf
 from bpfnb.object.spec import ObjectSpec
 
-from conftest import DATA
-
-
-@pytest.fixture(scope="module")
-def codec_spec() -> ObjectSpec:
-    return ObjectSpec.from_file(DATA / "codec.bpf.o")
-
-
-def _codec(spec: ObjectSpec, name: str) -> Codec:
-    t = spec.find_type(name)
-    assert t is not None
-    return codec_for(spec.btf, t)
+from conftest import DATA, codec_of
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +145,7 @@ def _conn_record(conn: Codec, saddr: bytes, v6: str) -> bytes:
 
 
 def test_addresses_stored_in_plain_types(codec_spec: ObjectSpec) -> None:
-    plain = _codec(codec_spec, "struct conn")
+    plain = codec_of(codec_spec, "struct conn")
     raw = _conn_record(plain, bytes([10, 1, 2, 3]), "2001:db8::42")
     conn = plain.with_decoders(CONN_DECODERS)
     assert conn.dtype == plain.dtype and conn.size == plain.size
@@ -200,7 +189,7 @@ def test_addresses_stored_in_plain_types(codec_spec: ObjectSpec) -> None:
 
 
 def test_decoded_address_errors(codec_spec: ObjectSpec) -> None:
-    conn = _codec(codec_spec, "struct conn").with_decoders(CONN_DECODERS)
+    conn = codec_of(codec_spec, "struct conn").with_decoders(CONN_DECODERS)
     good = conn.to_python(_conn_record(conn, bytes(4), "::"))
     with pytest.raises(MapTypeError, match=r"field 'saddr': '10\.1\.2' is not a valid __u32: "):
         conn.to_bytes({**good, "saddr": "10.1.2", "peer": {"v4": 0}})
@@ -209,7 +198,7 @@ def test_decoded_address_errors(codec_spec: ObjectSpec) -> None:
 
 
 def test_per_cpu_decoded_columns_take_the_first_nonzero_cpu(codec_spec: ObjectSpec) -> None:
-    conn = _codec(codec_spec, "struct conn").with_decoders(CONN_DECODERS)
+    conn = codec_of(codec_spec, "struct conn").with_decoders(CONN_DECODERS)
     zero = bytes(conn.size)
     raw = _conn_record(conn, bytes([10, 0, 0, 9]), "fe80::9")
     arr = conn.from_buffer(zero + raw + raw).reshape(1, 3)
@@ -219,7 +208,7 @@ def test_per_cpu_decoded_columns_take_the_first_nonzero_cpu(codec_spec: ObjectSp
 
 
 def test_argv_buffers(codec_spec: ObjectSpec) -> None:
-    ev = _codec(codec_spec, "struct exec_event")
+    ev = codec_of(codec_spec, "struct exec_event")
     argv = ev.with_decoders({"args": "argv"})
     joined = ev.with_decoders({"args": "argv_str"})
     raw = ev.to_bytes({"pid": 1, "args_count": 3, "args_size": 12, "args": b"ls\0-l\0/tmp\0"})
@@ -328,7 +317,7 @@ WRONG_CHOICES = [
 def test_wrong_decoder_choices(
     codec_spec: ObjectSpec, column: str, decoder: str, message: str
 ) -> None:
-    conn = _codec(codec_spec, "struct conn")
+    conn = codec_of(codec_spec, "struct conn")
     with pytest.raises(DecoderError) as exc:
         conn.with_decoders({column: decoder})
     assert message in str(exc.value)
@@ -347,7 +336,7 @@ def test_bitfields_take_no_decoder() -> None:
 
 
 def test_nested_choices(codec_spec: ObjectSpec) -> None:
-    plain = _codec(codec_spec, "struct conn")
+    plain = codec_of(codec_spec, "struct conn")
     with pytest.raises(DecoderError, match=r"column 'saddr_v6\[1\]' is part of 'saddr_v6'"):
         plain.with_decoders({"saddr_v6": "ipv6", "saddr_v6[1]": "ipv4"})
     part = plain.with_decoders({"saddr_v6[0]": "ipv4"})
@@ -362,7 +351,7 @@ def test_nested_choices(codec_spec: ObjectSpec) -> None:
 
 
 def test_decoders_for(codec_spec: ObjectSpec) -> None:
-    conn = _codec(codec_spec, "struct conn")
+    conn = codec_of(codec_spec, "struct conn")
     assert conn.decoders_for("daddr_v6") == ["ipv6", "argv", "argv_str", "text", "binary"]
     assert conn.decoders_for("saddr_v6") == ["ipv6"]
     assert conn.decoders_for("daddr128") == ["ipv6"]
@@ -395,7 +384,7 @@ class HexDecoder(decoders.Decoder):
 
 
 def test_decoder_objects_are_accepted(codec_spec: ObjectSpec) -> None:
-    conn = _codec(codec_spec, "struct conn").with_decoders({"pid": HexDecoder(), "dport": "ms"})
+    conn = codec_of(codec_spec, "struct conn").with_decoders({"pid": HexDecoder(), "dport": "ms"})
     raw = _conn_record(conn, bytes(4), "::")
     assert conn.to_python(raw)["pid"] == "0x7"
     assert list(conn.columns(conn.from_buffer(raw))["pid"]) == ["0x7"]
@@ -421,7 +410,7 @@ class MacDecoder(decoders.Decoder):
 
 
 def test_byte_decoders_get_bytes(codec_spec: ObjectSpec) -> None:
-    blob = _codec(codec_spec, "struct blob").with_decoders({"mac": MacDecoder()})
+    blob = codec_of(codec_spec, "struct blob").with_decoders({"mac": MacDecoder()})
     good = {"data": b"", "raw": b"", "name": "", "deltas": [0, 0, 0]}
     raw = blob.to_bytes({**good, "mac": "00:1b:21:0a:ff:01"})
     assert blob.to_python(raw)["mac"] == "00:1b:21:0a:ff:01"
@@ -497,7 +486,7 @@ STAT: dict[str, Any] = {
 
 
 def test_flag_and_unit_typedefs(codec_spec: ObjectSpec) -> None:
-    st = _codec(codec_spec, "struct open_stat")
+    st = codec_of(codec_spec, "struct open_stat")
     assert st.units == {"lat": "ns", "wait": "us", "slept": "ms", "moved": "bytes"}
     assert st.column_roles == {
         "flags": "flags",
@@ -525,7 +514,7 @@ def test_flag_and_unit_typedefs(codec_spec: ObjectSpec) -> None:
 
 
 def test_units_stay_numbers_summed_across_cpus(codec_spec: ObjectSpec) -> None:
-    st = _codec(codec_spec, "struct open_stat")
+    st = codec_of(codec_spec, "struct open_stat")
     cpu0 = st.to_bytes({**STAT, "lat": 2**63, "moved": 10, "count": 2})
     cpu1 = st.to_bytes({**STAT, "lat": 2**63 + 5, "moved": 32, "flags": "O_RDONLY", "count": 3})
     arr = st.from_buffer(cpu0 + cpu1).reshape(1, 2)

@@ -6,11 +6,11 @@ import pytest
 
 from bpfnb.codec import roles
 from bpfnb.codec.frames import frame_roles, frame_units
-from bpfnb.codec.plan import Codec, codec_for, raw_codec
+from bpfnb.codec.plan import codec_for, raw_codec
 from bpfnb.object import btf
 from bpfnb.object.spec import ObjectSpec
 
-from conftest import DATA
+from conftest import DATA, codec_of
 
 NAMES = [
     # field name, role, unit
@@ -81,19 +81,8 @@ def test_the_table_uses_known_roles() -> None:
     assert set(roles.UNIT_TOKENS.values()) <= set(roles.UNITS)
 
 
-@pytest.fixture(scope="module")
-def codec_spec() -> ObjectSpec:
-    return ObjectSpec.from_file(DATA / "codec.bpf.o")
-
-
-def _codec(spec: ObjectSpec, name: str) -> Codec:
-    t = spec.find_type(name)
-    assert t is not None
-    return codec_for(spec.btf, t)
-
-
 def test_roles_by_kind_and_name(codec_spec: ObjectSpec) -> None:
-    conn = _codec(codec_spec, "struct conn")
+    conn = codec_of(codec_spec, "struct conn")
     assert conn.column_roles == {
         "saddr": "address",  # a plain __u32, but its name says address
         "saddr4": "bytes",  # u8[4]: the kind wins over the name
@@ -117,7 +106,7 @@ def test_roles_by_kind_and_name(codec_spec: ObjectSpec) -> None:
     decoded = conn.with_decoders({"saddr4": "ipv4", "daddr_v6": "ipv6", "flags": "open_flags"})
     assert decoded.column_roles["saddr4"] == decoded.column_roles["daddr_v6"] == "address"
     assert decoded.column_roles["flags"] == "flags"
-    blob = _codec(codec_spec, "struct blob")
+    blob = codec_of(codec_spec, "struct blob")
     assert blob.column_roles == {
         "data": "bytes",
         "raw": "bytes",
@@ -153,7 +142,7 @@ def test_roles_of_every_kind() -> None:
 
 
 def test_frame_roles_and_units(codec_spec: ObjectSpec) -> None:
-    stat = _codec(codec_spec, "struct open_stat")
+    stat = codec_of(codec_spec, "struct open_stat")
     u32 = btf.Int(1, "unsigned int", size=4, bits=32)
     key = codec_for(None, u32)
     got = frame_roles(key, stat)
@@ -180,8 +169,8 @@ def test_frame_roles_and_units(codec_spec: ObjectSpec) -> None:
 
 def test_frame_roles_follow_frame_names(codec_spec: ObjectSpec) -> None:
     """Value columns that clash with key columns are ``value.<name>`` in frames and roles."""
-    conn = _codec(codec_spec, "struct conn")
-    ev = _codec(codec_spec, "struct exec_event")
+    conn = codec_of(codec_spec, "struct conn")
+    ev = codec_of(codec_spec, "struct exec_event")
     got = frame_roles(conn, ev)
     assert got["pid"] == "id" and got["value.pid"] == "id" and got["args"] == "text"
     assert got["rx_bytes"] == "id"  # a key column
