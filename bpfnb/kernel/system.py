@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bpfnb.build import compiler
+from bpfnb.build import cache, toolchain
 from bpfnb.errors import BpfnbError, KernelFeatureError, PrivilegeError
 from bpfnb.object import sections
 
@@ -154,79 +155,125 @@ class Check:
     optional: bool = False
 
 
-def _check(name: str, fn: object) -> Check:
+def _check(name: str, fn: Callable[[], Check], fix: str = "", optional: bool = False) -> Check:
+    """Run one check; whatever it raises becomes a failed check that says so."""
     try:
-        detail = fn()  # type: ignore[operator]
-        return Check(name, True, str(detail))
+        return fn()
     except BpfnbError as err:
         return Check(name, False, "missing", str(err))
+    except PermissionError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        return Check(
+            name,
+            False,
+            f"cannot check as uid {os.geteuid()}: permission denied{where}",
+            fix or "run bpfnb (and this check) as root or with CAP_BPF + CAP_PERFMON",
+            optional,
+        )
+    except Exception as err:  # a check must report, never raise
+        return Check(name, False, f"check failed: {type(err).__name__}: {err}", fix, optional)
+
+
+def _found(name: str, fn: Callable[[], object]) -> Callable[[], Check]:
+    return lambda: Check(name, True, str(fn()))
+
+
+def _btf_check() -> Check:
+    btf = toolchain.VMLINUX_BTF
+    if not btf.exists():
+        return Check(
+            "kernel BTF", False, "missing", "use a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        )
+    return Check("kernel BTF", True, f"{btf} ({btf.stat().st_size // 1024} KiB)")
+
+
+def _clang_check() -> Check:
+    clang = toolchain.find_clang()
+    run = subprocess.run([clang, "-print-targets"], capture_output=True, text=True, check=False)
+    if "bpf" not in run.stdout:
+        raise KernelFeatureError(f"{clang} has no BPF target: install Debian's clang")
+    version = f"{toolchain.clang_version(clang)}, -mcpu={toolchain.cpu_version(clang)}"
+    return Check("clang with the BPF target", True, version)
+
+
+def _privileges_check() -> Check:
+    if has_bpf_privileges():
+        return Check("privileges", True, "root" if os.geteuid() == 0 else "CAP_BPF + CAP_PERFMON")
+    return Check(
+        "privileges", False, f"uid {os.geteuid()} without CAP_BPF/CAP_PERFMON", _privilege_fix()
+    )
+
+
+def _tracefs_check() -> Check:
+    tracefs = tracefs_path()
+    if tracefs:
+        return Check("tracefs", True, str(tracefs))
+    return Check(
+        "tracefs",
+        False,
+        "not mounted",
+        f"bpfnb mounts it when run as root; or `sudo mount -t tracefs tracefs {TRACEFS}`",
+    )
+
+
+def _bpffs_check() -> Check:
+    if bpffs_mounted():
+        return Check("bpffs", True, str(BPFFS))
+    return Check(
+        "bpffs",
+        False,
+        "not mounted (only needed for pinning)",
+        f"`sudo mount -t bpf bpf {BPFFS}`",
+        optional=True,
+    )
+
+
+def _kprobes_check() -> Check:
+    if kprobes_available():
+        return Check("kprobes", True, "available")
+    return Check(
+        "kprobes",
+        False,
+        "CONFIG_KPROBES is off",
+        "use tracepoints, tp_btf or fentry/fexit programs",
+        optional=True,
+    )
+
+
+def _cache_check() -> Check:
+    where = cache.cache_location()
+    used, limit = cache.cache_size(), cache.size_limit()
+    return Check(
+        "cache",
+        True,
+        f"{where}: {used / 2**20:.1f} MiB of {limit / 2**20:.0f} MiB (BPFNB_CACHE_MAX_MB)",
+    )
 
 
 def doctor() -> list[Check]:
-    """Run every environment check and return their results (never raises)."""
-    checks: list[Check] = []
-    btf = compiler.VMLINUX_BTF
-    checks.append(
-        Check("kernel BTF", True, f"{btf} ({btf.stat().st_size // 1024} KiB)")
-        if btf.exists()
-        else Check(
-            "kernel BTF", False, "missing", "use a kernel built with CONFIG_DEBUG_INFO_BTF=y"
-        )
-    )
+    """Run every environment check and return their results (never raises).
 
-    def clang_check() -> str:
-        clang = compiler.find_clang()
-        run = subprocess.run([clang, "-print-targets"], capture_output=True, text=True, check=False)
-        if "bpf" not in run.stdout:
-            raise KernelFeatureError(f"{clang} has no BPF target: install Debian's clang")
-        return f"{compiler.clang_version(clang)}, -mcpu={compiler.cpu_version(clang)}"
-
-    checks.append(_check("clang with the BPF target", clang_check))
-    checks.append(
-        _check("libbpf headers", lambda: compiler.libbpf_include_dir() / "bpf/bpf_helpers.h")
-    )
-    checks.append(_check("bpftool", compiler.find_bpftool))
-    checks.append(
-        Check("privileges", True, "root" if os.geteuid() == 0 else "CAP_BPF + CAP_PERFMON")
-        if has_bpf_privileges()
-        else Check(
-            "privileges", False, f"uid {os.geteuid()} without CAP_BPF/CAP_PERFMON", _privilege_fix()
-        )
-    )
-    tracefs = tracefs_path()
-    checks.append(
-        Check("tracefs", True, str(tracefs))
-        if tracefs
-        else Check(
-            "tracefs",
-            False,
-            "not mounted",
-            f"bpfnb mounts it when run as root; or `sudo mount -t tracefs tracefs {TRACEFS}`",
-        )
-    )
-    checks.append(
-        Check("bpffs", True, str(BPFFS))
-        if bpffs_mounted()
-        else Check(
-            "bpffs",
-            False,
-            "not mounted (only needed for pinning)",
-            f"`sudo mount -t bpf bpf {BPFFS}`",
-            optional=True,
-        )
-    )
-    checks.append(
-        Check("kprobes", True, "available")
-        if kprobes_available()
-        else Check(
-            "kprobes",
-            False,
-            "CONFIG_KPROBES is off",
-            "use tracepoints, tp_btf or fentry/fexit programs",
-            optional=True,
-        )
-    )
-    return checks
+    A check that cannot run (e.g. tracefs is root-only and the user is not root)
+    reports that instead of raising.
+    """
+    root_only = "tracefs is readable by root only: run bpfnb as root"
+    checks: list[tuple[str, Callable[[], Check], str]] = [
+        ("kernel BTF", _btf_check, ""),
+        ("clang with the BPF target", _clang_check, "apt-get install clang llvm"),
+        (
+            "libbpf headers",
+            _found("libbpf headers", lambda: toolchain.libbpf_include_dir() / "bpf/bpf_helpers.h"),
+            "apt-get install libbpf-dev",
+        ),
+        ("bpftool", _found("bpftool", toolchain.find_bpftool), "apt-get install bpftool"),
+        ("privileges", _privileges_check, ""),
+        ("tracefs", _tracefs_check, root_only),
+        ("bpffs", _bpffs_check, f"as root: mount -t bpf bpf {BPFFS}"),
+        ("kprobes", _kprobes_check, root_only),
+        ("cache", _cache_check, "set BPFNB_CACHE_DIR to a directory of your own"),
+    ]
+    optional = {"bpffs", "kprobes"}
+    return [_check(name, fn, fix, name in optional) for name, fn, fix in checks]
 
 
 def _privilege_fix() -> str:

@@ -108,3 +108,21 @@ def _compile_only_as_nobody(tmp_path: Path) -> None:
     assert "cc: compiled in" in run.stdout and "on_getpid [tracepoint/syscalls" in run.stdout
     objects = list((tmp_path / "cache").rglob("*.o"))
     assert objects and all(o.stat().st_uid == 65534 for o in objects)
+
+
+def test_doctor_reports_for_an_unprivileged_user(kernel: None) -> None:
+    """``python -m bpfnb doctor`` as uid 65534: every check reports, nothing raises."""
+    with tempfile.TemporaryDirectory(prefix="bpfnb-nobody-") as tmp:
+        os.chmod(tmp, 0o777)
+        env = dict(os.environ, BPFNB_CACHE_DIR=str(Path(tmp) / "cache"), HOME=tmp)
+        run = subprocess.run(
+            ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "--inh-caps=-all", sys.executable, "-m", "bpfnb", "doctor"],
+            capture_output=True, text=True, env=env, cwd=tmp, check=False, timeout=120,
+        )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert "Traceback" not in out and run.returncode == 1, out  # 1: a required check failed
+    assert "[FAIL] privileges" in out and "setcap" in out
+    names = [line[7:].split()[0] for line in run.stdout.splitlines() if line.startswith("[")]
+    assert {"kernel", "clang", "privileges", "tracefs", "bpffs", "kprobes", "cache"} <= set(names)
+    assert "[ok  ] cache" in out and "MiB" in out
