@@ -24,7 +24,7 @@ from bpfnb.errors import CommandError
 
 CELL_USAGE = (
     '%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags "..."] [--no-attach] '
-    "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only]"
+    "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only] [--force]"
 )
 LINE_USAGE = (
     "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
@@ -67,6 +67,9 @@ class CellArgs:
         ``--set VAR=VALUE`` for ``const volatile`` globals, applied before load.
     compile_only : bool
         True with ``--compile-only``.
+    force : bool
+        ``--force``: bind NAME even when it replaces a user variable that is not a
+        program.
     """
 
     name: str
@@ -78,6 +81,7 @@ class CellArgs:
     interval: float | None = None
     globals: dict[str, str] = field(default_factory=dict)
     compile_only: bool = False
+    force: bool = False
 
 
 @dataclass
@@ -143,6 +147,7 @@ def _cell_parser(prog: str, usage: str) -> _Parser:
     parser.add_argument("--interval", type=float, default=None)
     parser.add_argument("--set", dest="globals", action="append", default=[])
     parser.add_argument("--compile-only", action="store_true")
+    parser.add_argument("--force", action="store_true")
     return parser
 
 
@@ -186,6 +191,7 @@ def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
         interval=ns.interval,
         globals=_pairs(ns.globals, "--set", None),
         compile_only=ns.compile_only,
+        force=ns.force,
     )
 
 

@@ -8,7 +8,9 @@ bpfnb's errors render as short messages with no traceback (see
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import re
 import time
 from typing import Any
 
@@ -45,6 +47,8 @@ class _Status:
 
 #: JupyterLab numbers the ``%%bpf NAME`` line as line 1: the C starts on line 2.
 CELL_LINE_OFFSET = 1
+#: IPython's output-history names: _, __, ___, _1, _i, _ii, _iii, _i1, _oh, _dh...
+_IPYTHON_NAME = re.compile(r"_{1,3}|_i{1,3}|_i?\d+|_oh|_dh|_ih")
 
 
 @magics_class
@@ -85,7 +89,40 @@ class BpfMagics(Magics):
         return handler(args)
 
     # -- cells ------------------------------------------------------------------------
+    def _check_binding(self, args: CellArgs) -> None:
+        """Refuse a name whose binding would break the notebook or lose a user's value.
+
+        Raises
+        ------
+        CommandError
+            NAME is a builtin (``print``), one of IPython's own names (``get_ipython``,
+            ``In``, ``_``...), or a user variable that is not a program (unless
+            ``--force``).
+        """
+        name = args.name
+        hidden = self.shell.user_ns_hidden if self.shell is not None else {}
+        if name in hidden or name == "get_ipython" or _IPYTHON_NAME.fullmatch(name):
+            raise CommandError(
+                f"{name!r} is one of IPython's own names: binding the program to it would "
+                "break the notebook; choose another name"
+            )
+        if name in vars(builtins):
+            raise CommandError(
+                f"{name!r} is a Python builtin: binding the program to it would hide "
+                f"{name}() in this notebook; choose another name"
+            )
+        if self.shell is None:
+            return
+        current = self.shell.user_ns.get(name)
+        if current is not None and not isinstance(current, Program) and not args.force:
+            raise CommandError(
+                f"{name!r} already holds a {type(current).__name__} in this notebook; "
+                f"choose another name, or add --force to replace it (%%bpf {name} --force)"
+            )
+
     def _run_cell(self, args: CellArgs, source: str) -> Program | None:
+        if not args.compile_only:
+            self._check_binding(args)
         status = _Status(self.progress)
         start = time.perf_counter()
         if args.compile_only:

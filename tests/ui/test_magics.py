@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import bpfnb
-from bpfnb.errors import CompileError, VerifierError
+from bpfnb.errors import CommandError, CompileError, VerifierError
 from bpfnb.ui.magics import BpfMagics
 
 from conftest import bpf_object_counts, wait_for_counts
@@ -179,3 +179,30 @@ def test_compile_only_loads_nothing(
     assert "counts (hash)" in text
     assert "conly" not in shell.user_ns
     assert bpf_object_counts() == before
+
+
+def test_names_that_would_shadow_are_refused(shell: TestingShell, kernel: None) -> None:
+    for name, why in (
+        ("print", "is a Python builtin"),
+        ("get_ipython", "is one of IPython's own names"),
+        ("In", "is one of IPython's own names"),
+        ("_", "is one of IPython's own names"),
+        ("_i3", "is one of IPython's own names"),
+    ):
+        result = shell.run_cell(f"%%bpf {name} --no-display\n{GETPID_COUNTER}")
+        assert isinstance(result.error_in_exec, CommandError), name
+        assert why in str(result.error_in_exec)
+    # nothing was broken by the attempts: later magics and builtins still work
+    assert isinstance(shell.run("%bpf list"), pd.DataFrame)
+    assert shell.run("print") is print
+    shell.run("mine = 5")
+    result = shell.run_cell(f"%%bpf mine --no-display\n{GETPID_COUNTER}")
+    assert isinstance(result.error_in_exec, CommandError)
+    assert "already holds a int" in str(result.error_in_exec) and "--force" in str(
+        result.error_in_exec
+    )
+    assert shell.run("mine") == 5
+    shell.run(f"%%bpf mine --no-display --force\n{GETPID_COUNTER}")
+    assert isinstance(shell.user_ns["mine"], bpfnb.Program)
+    shell.run(f"%%bpf mine --no-display\n{GETPID_COUNTER}")  # a program: re-run replaces it
+    shell.run("%bpf stop mine")
