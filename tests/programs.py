@@ -53,3 +53,55 @@ int on_getpid(void *ctx)
 }
 """
 SYNTAX_ERROR_LINE = 4
+
+# getpid calls of one process (the const volatile target_pid, set per host on a
+# fleet), and a ring buffer of getppid events with the caller's comm.
+FILTERED_GETPID_COUNTER = """\
+const volatile u32 target_pid = 0;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);                 /* pid */
+    __type(value, u64);               /* count */
+    __uint(max_entries, 64);
+} counts SEC(".maps");
+
+struct call {
+    u32 pid;
+    char comm[16];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 20);
+} calls SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target_pid)
+        return 0;
+    u64 one = 1, *n = bpf_map_lookup_elem(&counts, &pid);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target_pid)
+        return 0;
+    struct call *c = bpf_ringbuf_reserve(&calls, sizeof(*c), 0);
+    if (!c)
+        return 0;
+    c->pid = pid;
+    bpf_get_current_comm(c->comm, sizeof(c->comm));
+    bpf_ringbuf_submit(c, 0);
+    return 0;
+}
+"""
