@@ -45,6 +45,8 @@ DEFAULT_LEASE = 30.0
 DEFAULT_TIMEOUT = 30.0
 #: The error type of a host whose worker is no longer in the cluster.
 LOST = "WorkerLost"
+#: Seconds to wait for the scheduler to drop a worker whose connection broke.
+GONE_WAIT = 3.0
 
 
 class Fleet:
@@ -213,11 +215,29 @@ class Fleet:
             except TimeoutError:
                 return RemoteFailure(host, "TimeoutError", f"no answer within {limit:g} s")
             except Exception as exc:
-                return RemoteFailure(host, type(exc).__name__, str(exc))
+                return await broken(host, address, exc)
             answer = answers.get(address)
+            if isinstance(answer, OSError):  # the connection broke: did the worker die?
+                return await broken(host, address, answer)
             if isinstance(answer, BaseException):
                 return RemoteFailure(host, type(answer).__name__, str(answer))
             return answer
+
+        async def broken(host: str, address: str, error: BaseException) -> RemoteFailure:
+            """A failed connection: LOST once the scheduler drops the worker, else the error."""
+            deadline = time.monotonic() + GONE_WAIT
+            while True:
+                current = await self._identity()
+                if address not in current:
+                    return RemoteFailure(host, LOST, _gone(host, address, current))
+                if time.monotonic() >= deadline:
+                    return RemoteFailure(
+                        host,
+                        type(error).__name__,
+                        f"host {host}: its worker does not answer ({type(error).__name__}: "
+                        f"{error})",
+                    )
+                await asyncio.sleep(0.1)
 
         async def every() -> list[Any]:
             current = await self._identity()

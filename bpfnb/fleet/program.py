@@ -244,10 +244,11 @@ class FleetProgram:
                 if state.state == "lost":
                     problems.append(state.error or f"host {host} was lost")
         if problems:
+            asked = len(good) + len(set(problems))
             warnings.warn(
                 FleetWarning(
-                    f"{self.name}: answers from {len(good)} of {len(answers) + len(problems)} "
-                    "host(s) only; " + "; ".join(sorted(set(problems)))
+                    f"{self.name}: answers from {len(good)} of {asked} host(s) only; "
+                    + "; ".join(sorted(set(problems)))
                 ),
                 stacklevel=3,
             )
