@@ -105,3 +105,41 @@ int on_getppid(void *ctx)
     return 0;
 }
 """
+
+# Every getppid call as an event with the caller's pid and comm.
+COMM_CALLS = """\
+struct call {
+    u32 pid;
+    char comm[16];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);                 /* pid */
+    __type(value, u64);               /* calls */
+    __uint(max_entries, 10240);
+} per_pid SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    u64 one = 1, *n = bpf_map_lookup_elem(&per_pid, &pid);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        bpf_map_update_elem(&per_pid, &pid, &one, BPF_NOEXIST);
+    struct call *c = bpf_ringbuf_reserve(&events, sizeof(*c), 0);
+    if (!c)
+        return 0;
+    c->pid = pid;
+    bpf_get_current_comm(c->comm, sizeof(c->comm));
+    bpf_ringbuf_submit(c, 0);
+    return 0;
+}
+"""

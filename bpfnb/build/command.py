@@ -24,11 +24,13 @@ from bpfnb.errors import CommandError
 
 CELL_USAGE = (
     '%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags "..."] [--no-attach] '
-    "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only]"
+    "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only] "
+    "[--fleet [HOST,...]]"
 )
 LINE_USAGE = (
     "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
-    "template TEMPLATE [NAME] [--show] [cell options]"
+    "template TEMPLATE [NAME] [--show] [cell options] | cluster | cluster connect ADDRESS | "
+    "cluster disconnect"
 )
 
 
@@ -67,6 +69,9 @@ class CellArgs:
         ``--set VAR=VALUE`` for ``const volatile`` globals, applied before load.
     compile_only : bool
         True with ``--compile-only``.
+    fleet : list of str or None
+        ``--fleet [HOST,...]``: run on the connected cluster's workers (an empty list:
+        every worker); None runs on this machine.
     """
 
     name: str
@@ -78,6 +83,7 @@ class CellArgs:
     interval: float | None = None
     globals: dict[str, str] = field(default_factory=dict)
     compile_only: bool = False
+    fleet: list[str] | None = None
 
 
 @dataclass
@@ -98,6 +104,8 @@ class LineArgs:
         ``template TEMPLATE --show``.
     cell : CellArgs or None
         Cell options of ``template TEMPLATE [NAME] [options]``.
+    address : str or None
+        The scheduler of ``cluster connect ADDRESS``.
     """
 
     action: str
@@ -106,6 +114,7 @@ class LineArgs:
     path: str | None = None
     show: bool = False
     cell: CellArgs | None = None
+    address: str | None = None
 
 
 def _split(line: str) -> list[str]:
@@ -143,6 +152,7 @@ def _cell_parser(prog: str, usage: str) -> _Parser:
     parser.add_argument("--interval", type=float, default=None)
     parser.add_argument("--set", dest="globals", action="append", default=[])
     parser.add_argument("--compile-only", action="store_true")
+    parser.add_argument("--fleet", nargs="?", const="", default=None)
     return parser
 
 
@@ -186,7 +196,18 @@ def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
         interval=ns.interval,
         globals=_pairs(ns.globals, "--set", None),
         compile_only=ns.compile_only,
+        fleet=_hosts(ns.fleet),
     )
+
+
+def _hosts(value: str | None) -> list[str] | None:
+    """``--fleet`` -> [] (every worker), ``--fleet a,b`` -> ["a", "b"], absent -> None."""
+    if value is None:
+        return None
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    if value.strip() and not hosts:
+        raise CommandError(f"--fleet {value!r}: expected HOST[,HOST...]")
+    return hosts
 
 
 def parse_cell_args(line: str) -> CellArgs:
@@ -259,4 +280,14 @@ def parse_line_args(line: str) -> LineArgs:
             raise CommandError("usage: %bpf template TEMPLATE [NAME] [--show] [cell options]")
         cell = _cell_from_namespace(ns.name or ns.template.removesuffix(".bpf.c"), ns)
         return LineArgs("template", name=ns.template, show=ns.show, cell=cell)
+    if action == "cluster":
+        if not rest:
+            return LineArgs("cluster")
+        if rest[0] == "connect" and len(rest) == 2:
+            return LineArgs("cluster", name="connect", address=rest[1])
+        if rest == ["disconnect"]:
+            return LineArgs("cluster", name="disconnect")
+        raise CommandError(
+            "usage: %bpf cluster | %bpf cluster connect tcp://HOST:8786 | %bpf cluster disconnect"
+        )
     raise CommandError(f"unknown %bpf action {action!r}\nusage: {LINE_USAGE}")

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import ROOT, TESTS, kernel_prog_ids, require_kernel, wait_until
 from fleet_cluster import gone_from_kernel, held, kill_worker, local_cluster
-from programs import FILTERED_GETPID_COUNTER
+from programs import FILTERED_GETPID_COUNTER, MISSING_NULL_CHECK
 from workload import Workload
 
 pytestmark = pytest.mark.kernel
@@ -176,7 +176,6 @@ def test_one_host_only_and_rerun_replaces(fleet: Any, workloads: dict[str, Workl
 def test_a_cell_that_fails_everywhere_says_why(fleet: Any) -> None:
     import bpfnb.fleet
     from bpfnb.errors import FleetError
-    from programs import MISSING_NULL_CHECK
 
     with pytest.raises(FleetError, match=r"hosts 0, 1, 2: VerifierError"):
         bpfnb.fleet.load(MISSING_NULL_CHECK, "bad", fleet=fleet)
@@ -225,7 +224,7 @@ _NOTEBOOK_CLIENT = """
 import sys, time
 import bpfnb.fleet
 sys.path.insert(0, {tests!r})
-from programs import FILTERED_GETPID_COUNTER
+from programs import FILTERED_GETPID_COUNTER, MISSING_NULL_CHECK
 fleet = bpfnb.fleet.connect({address!r}, lease=2.0)
 prog = bpfnb.fleet.load(FILTERED_GETPID_COUNTER, "orphan", hosts=["0"])
 print(" ".join(str(i) for i in prog.program_ids()["0"]), flush=True)
@@ -301,9 +300,7 @@ def test_a_worker_with_a_secret_refuses_an_unauthorised_client(
         right = bpfnb.fleet.Fleet(fleet.client, secret=env["BPFNB_FLEET_SECRET"], lease=None)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            ok = bpfnb.fleet.load(
-                FILTERED_GETPID_COUNTER, "x", fleet=right, hosts=["guarded"]
-            )
+            ok = bpfnb.fleet.load(FILTERED_GETPID_COUNTER, "x", fleet=right, hosts=["guarded"])
         assert ok.running_hosts().keys() == {"guarded"}
         ok.close()
         assert held(fleet)["guarded"] == []
