@@ -404,7 +404,7 @@ def line_cluster(args: LineArgs) -> pd.DataFrame | None:
     if args.name == "connect":
         assert args.address is not None
         fleet = cluster.connect(args.address)
-        workers = fleet.workers()
+        workers = sorted(fleet.workers())
         print(f"connected to {fleet.address}: {len(workers)} worker(s) ({', '.join(workers)})")
         return fleet.info()
     if args.name == "disconnect":
