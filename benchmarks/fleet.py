@@ -120,7 +120,7 @@ def main(argv: list[str]) -> int:
             warnings.simplefilter("error")  # a missing host would spoil the figures
             for _ in range(args.runs):  # interleaved: noise hits every contender alike
                 for label, read in readers.items():
-                    seconds, frame = median_seconds(read, 1)
+                    seconds, _ = median_seconds(read, 1)
                     results[label].append(seconds)
         sizes = {label: len(read()) for label, read in readers.items()}
         assert sizes == {"local": args.rows, "one": args.rows, "three": 3 * args.rows}, sizes
