@@ -114,7 +114,13 @@ class Fleet:
     def workers(self) -> dict[str, str]:
         """The cluster's workers now: host label -> address."""
         self._check_open()
-        current = self.client.sync(self._identity)
+        try:
+            current = self.client.sync(self._identity)
+        except Exception as exc:
+            raise FleetError(
+                f"the scheduler at {self.address} does not answer ({type(exc).__name__}: "
+                f"{exc}); reconnect with %bpf cluster connect ADDRESS"
+            ) from None
         return {host: address for address, host in current.items()}
 
     async def _identity(self) -> dict[str, str]:
@@ -243,7 +249,13 @@ class Fleet:
             current = await self._identity()
             return list(await asyncio.gather(*(one(h, a, current) for h, a in targets.items())))
 
-        results = client.sync(every)
+        try:
+            results = client.sync(every)
+        except Exception as exc:  # the scheduler itself is gone or unreachable
+            raise FleetError(
+                f"the scheduler at {self.address} does not answer ({type(exc).__name__}: "
+                f"{exc}); reconnect with %bpf cluster connect ADDRESS"
+            ) from None
         return dict(zip(targets, results, strict=True))
 
     def request(self, request: LoadRequest) -> LoadRequest:

@@ -251,6 +251,29 @@ def test_a_dead_notebook_leaves_nothing_after_its_lease(fleet: Any, cluster: Any
     assert held(fleet)["0"] == []
 
 
+_EXITING_CLIENT = """
+import sys
+import bpfnb.fleet
+sys.path.insert(0, {tests!r})
+from programs import FILTERED_GETPID_COUNTER
+bpfnb.fleet.connect({address!r}, lease=None)  # no lease: only the exit can stop it
+prog = bpfnb.fleet.load(FILTERED_GETPID_COUNTER, "left_running", hosts=["0", "2"])
+print(" ".join(str(i) for ids in prog.program_ids().values() for i in ids), flush=True)
+"""
+
+
+def test_a_notebook_that_exits_stops_its_programs(fleet: Any, cluster: Any) -> None:
+    script = _EXITING_CLIENT.format(tests=str(TESTS), address=cluster.scheduler_address)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    ids = [int(i) for i in done.stdout.split()]
+    assert len(ids) == 4
+    assert all(rows == [] for rows in held(fleet).values())
+    assert gone_from_kernel(ids, timeout=5)
+
+
 def test_a_worker_with_a_secret_refuses_an_unauthorised_client(
     fleet: Any, cluster: Any, workloads: dict[str, Workload]
 ) -> None:
