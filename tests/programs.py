@@ -143,3 +143,30 @@ int on_getppid(void *ctx)
     return 0;
 }
 """
+
+# A log2 histogram and a per-CPU counter of one process's getpid calls.
+FILTERED_HIST_AND_PERCPU = """\
+const volatile u32 target_pid = 0;
+
+BPFNB_HIST(sizes);
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 1);
+} hits SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) != target_pid)
+        return 0;
+    bpfnb_hist_log2(&sizes, 5);
+    u32 zero = 0;
+    u64 *n = bpf_map_lookup_elem(&hits, &zero);
+    if (n)
+        *n += 1;
+    return 0;
+}
+"""

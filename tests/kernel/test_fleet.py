@@ -22,7 +22,7 @@ import pytest
 
 from conftest import ROOT, TESTS, kernel_prog_ids, require_kernel, wait_until
 from fleet_cluster import gone_from_kernel, held, kill_worker, local_cluster
-from programs import FILTERED_GETPID_COUNTER, MISSING_NULL_CHECK
+from programs import FILTERED_GETPID_COUNTER, FILTERED_HIST_AND_PERCPU, MISSING_NULL_CHECK
 from workload import Workload
 
 pytestmark = pytest.mark.kernel
@@ -143,6 +143,40 @@ def test_gathered_maps_are_exact_per_host(fleet: Any, workloads: dict[str, Workl
     assert gone_from_kernel(_all_ids(prog))
 
 
+def test_histograms_and_per_cpu_maps_gather_and_sum(
+    fleet: Any, workloads: dict[str, Workload]
+) -> None:
+    import bpfnb.fleet
+    from bpfnb.kernel.cpus import possible_cpus
+
+    prog = bpfnb.fleet.load(
+        FILTERED_HIST_AND_PERCPU,
+        "shapes",
+        fleet=fleet,
+        host_globals={h: {"target_pid": w.pid} for h, w in workloads.items()},
+    )
+    try:
+        for host, w in workloads.items():
+            w.run("getpid", CALLS[host])
+        hist = prog.sizes.df()
+        assert list(hist.columns) == ["host", "bucket", "low", "high", "count"]
+        assert hist.sort_values("host")["count"].tolist() == [CALLS[h] for h in HOSTS]
+        assert set(hist["low"]) == {4} and set(hist["high"]) == {8}
+        summed = prog.sizes.df(by_host=False)
+        assert summed[["low", "high", "count"]].values.tolist() == [[4, 8, sum(CALLS.values())]]
+        hits = prog.hits.df()
+        assert hits.sort_values("host")["value"].tolist() == [CALLS[h] for h in HOSTS]
+        per_cpu = prog.hits.df(per_cpu=True)
+        cpu_columns = [c for c in per_cpu.columns if c.startswith("value[cpu")]
+        assert len(cpu_columns) == possible_cpus()
+        assert per_cpu.sort_values("host")[cpu_columns].sum(axis=1).tolist() == [
+            CALLS[h] for h in HOSTS
+        ]
+    finally:
+        prog.close()
+    assert all(rows == [] for rows in held(fleet).values())
+
+
 def test_one_host_only_and_rerun_replaces(fleet: Any, workloads: dict[str, Workload]) -> None:
     import bpfnb.fleet
 
@@ -224,7 +258,7 @@ _NOTEBOOK_CLIENT = """
 import sys, time
 import bpfnb.fleet
 sys.path.insert(0, {tests!r})
-from programs import FILTERED_GETPID_COUNTER, MISSING_NULL_CHECK
+from programs import FILTERED_GETPID_COUNTER, FILTERED_HIST_AND_PERCPU, MISSING_NULL_CHECK
 fleet = bpfnb.fleet.connect({address!r}, lease=2.0)
 prog = bpfnb.fleet.load(FILTERED_GETPID_COUNTER, "orphan", hosts=["0"])
 print(" ".join(str(i) for i in prog.program_ids()["0"]), flush=True)
