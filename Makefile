@@ -32,6 +32,7 @@ bench: setup
 	$(PY) benchmarks/maps.py
 	$(PY) benchmarks/ringbuf.py
 	$(PY) benchmarks/widgets.py
+	$(PY) benchmarks/fleet.py
 
 clean:
 	rm -rf .venv $(OUT) test-output .mypy_cache .ruff_cache .pytest_cache

@@ -67,6 +67,10 @@ def __getattr__(name: str) -> Any:
         from bpfnb.pipeline import load
 
         return load
+    if name == "fleet":  # bpfnb.fleet.connect(...) without importing dask up front
+        import bpfnb.fleet
+
+        return bpfnb.fleet
     raise AttributeError(f"module 'bpfnb' has no attribute {name!r}")
 
 

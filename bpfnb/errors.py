@@ -211,3 +211,15 @@ class BpfKeyError(KeyError):
 
 class DecoderError(BpfnbError, ValueError):
     """A decoder chosen from Python is unknown, or does not fit its column's C type."""
+
+
+class SqlError(BpfnbError):
+    """DuckDB refused a statement over live data (syntax, unknown table or column)."""
+
+
+class FleetError(BpfnbError):
+    """A fleet operation failed: no cluster connected, no such host, every host failed."""
+
+
+class NotAuthorisedError(FleetError):
+    """A fleet worker refused a program: the client did not prove the worker's secret."""

@@ -58,6 +58,41 @@ class Built:
     cell_file: str
     line_offset: int = 0
 
+    @classmethod
+    def from_object(
+        cls,
+        name: str,
+        data: bytes,
+        *,
+        source: str = "",
+        cell_file: str | None = None,
+        line_offset: int = 0,
+    ) -> Built:
+        """A ``Built`` from object bytes compiled elsewhere (shipped to a fleet worker).
+
+        Parameters
+        ----------
+        name : str
+            The program's name.
+        data : bytes
+            The object file's bytes (CO-RE: relocated against this kernel at load).
+        source : str
+            The cell's C text: error messages quote it and event types are found in it.
+        cell_file : str, optional
+            The file name clang saw (``NAME.bpf.c`` when not given).
+        line_offset : int
+            Lines before the cell's first C line in the user's editor.
+        """
+        return cls(
+            name,
+            source,
+            data,
+            ObjectSpec.from_bytes(data),
+            None,
+            cell_file or f"{name}.bpf.c",
+            line_offset,
+        )
+
     def event_types(self) -> dict[str, str | EventTypeError | None]:
         """The event C type of every event stream map, found in the cell's text."""
         out: dict[str, str | EventTypeError | None] = {}

@@ -53,3 +53,120 @@ int on_getpid(void *ctx)
 }
 """
 SYNTAX_ERROR_LINE = 4
+
+# getpid calls of one process (the const volatile target_pid, set per host on a
+# fleet), and a ring buffer of getppid events with the caller's comm.
+FILTERED_GETPID_COUNTER = """\
+const volatile u32 target_pid = 0;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);                 /* pid */
+    __type(value, u64);               /* count */
+    __uint(max_entries, 64);
+} counts SEC(".maps");
+
+struct call {
+    u32 pid;
+    char comm[16];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 20);
+} calls SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target_pid)
+        return 0;
+    u64 one = 1, *n = bpf_map_lookup_elem(&counts, &pid);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target_pid)
+        return 0;
+    struct call *c = bpf_ringbuf_reserve(&calls, sizeof(*c), 0);
+    if (!c)
+        return 0;
+    c->pid = pid;
+    bpf_get_current_comm(c->comm, sizeof(c->comm));
+    bpf_ringbuf_submit(c, 0);
+    return 0;
+}
+"""
+
+# Every getppid call as an event with the caller's pid and comm.
+COMM_CALLS = """\
+struct call {
+    u32 pid;
+    char comm[16];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);                 /* pid */
+    __type(value, u64);               /* calls */
+    __uint(max_entries, 10240);
+} per_pid SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    u64 one = 1, *n = bpf_map_lookup_elem(&per_pid, &pid);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        bpf_map_update_elem(&per_pid, &pid, &one, BPF_NOEXIST);
+    struct call *c = bpf_ringbuf_reserve(&events, sizeof(*c), 0);
+    if (!c)
+        return 0;
+    c->pid = pid;
+    bpf_get_current_comm(c->comm, sizeof(c->comm));
+    bpf_ringbuf_submit(c, 0);
+    return 0;
+}
+"""
+
+# A log2 histogram and a per-CPU counter of one process's getpid calls.
+FILTERED_HIST_AND_PERCPU = """\
+const volatile u32 target_pid = 0;
+
+BPFNB_HIST(sizes);
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 1);
+} hits SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) != target_pid)
+        return 0;
+    bpfnb_hist_log2(&sizes, 5);
+    u32 zero = 0;
+    u64 *n = bpf_map_lookup_elem(&hits, &zero);
+    if (n)
+        *n += 1;
+    return 0;
+}
+"""

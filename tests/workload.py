@@ -25,12 +25,26 @@ def raw_syscalls(number: int, n: int) -> None:
         call(number)
 
 
-class Workload:
-    """A helper process that makes an exact number of syscalls on demand."""
+PR_SET_NAME = 15
 
-    def __init__(self) -> None:
+
+def set_comm(comm: str) -> None:
+    """Name this process's thread ``comm`` (what ``bpf_get_current_comm`` reads)."""
+    _libc.prctl(PR_SET_NAME, comm.encode()[:15], 0, 0, 0)
+
+
+class Workload:
+    """A helper process that makes an exact number of syscalls on demand.
+
+    Parameters
+    ----------
+    comm : str, optional
+        The process's comm (at most 15 bytes), to tell its events from others'.
+    """
+
+    def __init__(self, comm: str | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "serve"],
+            [sys.executable, __file__, "serve", *([comm] if comm else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -57,7 +71,9 @@ class Workload:
         self.close()
 
 
-def _serve() -> None:
+def _serve(comm: str | None = None) -> None:
+    if comm:
+        set_comm(comm)
     numbers = {"getpid": SYS_getpid, "getppid": SYS_getppid, "getuid": SYS_getuid}
     print(os.getpid(), flush=True)
     for line in sys.stdin:
@@ -68,6 +84,6 @@ def _serve() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        _serve()
+        _serve(sys.argv[2] if len(sys.argv) > 2 else None)
     else:
         raw_syscalls({"getpid": SYS_getpid}[sys.argv[1]], int(sys.argv[2]))

@@ -24,11 +24,13 @@ from bpfnb.errors import CommandError
 
 CELL_USAGE = (
     '%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags "..."] [--no-attach] '
-    "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only] [--force]"
+    "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only] [--force] "
+    "[--fleet [HOST,...]]"
 )
 LINE_USAGE = (
     "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
-    "template TEMPLATE [NAME] [--show] [cell options]"
+    "template TEMPLATE [NAME] [--show] [cell options] | cluster | cluster connect ADDRESS | "
+    "cluster disconnect"
 )
 
 
@@ -70,6 +72,9 @@ class CellArgs:
     force : bool
         ``--force``: bind NAME even when it replaces a user variable that is not a
         program.
+    fleet : list of str or None
+        ``--fleet [HOST,...]``: run on the connected cluster's workers (an empty list:
+        every worker); None runs on this machine.
     """
 
     name: str
@@ -82,6 +87,7 @@ class CellArgs:
     globals: dict[str, str] = field(default_factory=dict)
     compile_only: bool = False
     force: bool = False
+    fleet: list[str] | None = None
 
 
 @dataclass
@@ -102,6 +108,8 @@ class LineArgs:
         ``template TEMPLATE --show``.
     cell : CellArgs or None
         Cell options of ``template TEMPLATE [NAME] [options]``.
+    address : str or None
+        The scheduler of ``cluster connect ADDRESS``.
     """
 
     action: str
@@ -110,6 +118,7 @@ class LineArgs:
     path: str | None = None
     show: bool = False
     cell: CellArgs | None = None
+    address: str | None = None
 
 
 def _split(line: str) -> list[str]:
@@ -148,6 +157,7 @@ def _cell_parser(prog: str, usage: str) -> _Parser:
     parser.add_argument("--set", dest="globals", action="append", default=[])
     parser.add_argument("--compile-only", action="store_true")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--fleet", nargs="?", const="", default=None)
     return parser
 
 
@@ -192,7 +202,18 @@ def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
         globals=_pairs(ns.globals, "--set", None),
         compile_only=ns.compile_only,
         force=ns.force,
+        fleet=_hosts(ns.fleet),
     )
+
+
+def _hosts(value: str | None) -> list[str] | None:
+    """``--fleet`` -> [] (every worker), ``--fleet a,b`` -> ["a", "b"], absent -> None."""
+    if value is None:
+        return None
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    if value.strip() and not hosts:
+        raise CommandError(f"--fleet {value!r}: expected HOST[,HOST...]")
+    return hosts
 
 
 def parse_cell_args(line: str) -> CellArgs:
@@ -265,4 +286,14 @@ def parse_line_args(line: str) -> LineArgs:
             raise CommandError("usage: %bpf template TEMPLATE [NAME] [--show] [cell options]")
         cell = _cell_from_namespace(ns.name or ns.template.removesuffix(".bpf.c"), ns)
         return LineArgs("template", name=ns.template, show=ns.show, cell=cell)
+    if action == "cluster":
+        if not rest:
+            return LineArgs("cluster")
+        if rest[0] == "connect" and len(rest) == 2:
+            return LineArgs("cluster", name="connect", address=rest[1])
+        if rest == ["disconnect"]:
+            return LineArgs("cluster", name="disconnect")
+        raise CommandError(
+            "usage: %bpf cluster | %bpf cluster connect tcp://HOST:8786 | %bpf cluster disconnect"
+        )
     raise CommandError(f"unknown %bpf action {action!r}\nusage: {LINE_USAGE}")

@@ -48,7 +48,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from bpfnb.codec import frames, histogram
+from bpfnb.codec import frames, histogram, sql
 from bpfnb.codec.plan import Codec, DecoderChoice, codec_for, raw_codec
 from bpfnb.errors import (
     BpfInvalidError,
@@ -310,6 +310,14 @@ class Map:
     def live(self, interval: float | None = None) -> Any:
         """Show the map as a view that refreshes every ``interval`` seconds (ipywidgets)."""
         return live.live(self, interval)
+
+    def sql(self, statement: str, per_cpu: bool = False) -> pd.DataFrame:
+        """Query a snapshot of the map with DuckDB; the table is named like the map.
+
+        ``prog.counts.sql("select key, value from counts order by value desc limit 5")``
+        (see :func:`bpfnb.codec.sql.query`; raises ``SqlError``).
+        """
+        return sql.query(statement, {self.name: lambda: self.df(per_cpu=per_cpu)})
 
     @property
     def fd(self) -> int:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import builtins
 import contextlib
 import re
+import sys
 import time
 from typing import Any
 
 import pandas as pd
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 from IPython.display import display
 from traitlets import Bool, Float
 
@@ -69,6 +70,7 @@ class BpfMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.bound: dict[str, Program] = {}
+        self.fleet_bound: dict[str, Any] = {}  # name -> bpfnb.fleet.FleetProgram
 
     # -- dispatch ---------------------------------------------------------------------
     @line_cell_magic
@@ -76,11 +78,13 @@ class BpfMagics(Magics):
         """Compile/load/attach a cell (``%%bpf NAME``) or manage programs (``%bpf ...``).
 
         Cell: ``%%bpf NAME [-D NAME[=VALUE]] [-I DIR] [--cflags "..."] [--no-attach]
-        [--no-display] [--interval SECONDS] [--set VAR=VALUE] [--compile-only]``.
+        [--no-display] [--interval SECONDS] [--set VAR=VALUE] [--compile-only]
+        [--fleet [HOST,...]]``.
 
         Line: ``%bpf list``, ``%bpf stop NAME``, ``%bpf stop --all``,
         ``%bpf export NAME.MAP PATH.csv``, ``%bpf doctor``, ``%bpf templates``,
-        ``%bpf template TEMPLATE [NAME] [--show] [cell options]``.
+        ``%bpf template TEMPLATE [NAME] [--show] [cell options]``,
+        ``%bpf cluster``, ``%bpf cluster connect ADDRESS``, ``%bpf cluster disconnect``.
         """
         if cell is not None:
             return self._run_cell(command.parse_cell_args(line), cell)
@@ -145,6 +149,9 @@ class BpfMagics(Magics):
                 f"  maps: {', '.join(f'{m.name} ({m.type_name})' for m in spec.maps.values())}"
             )
             return None
+        if args.fleet is not None:
+            self._run_fleet_cell(args, source, status)
+            return None
         status.update(f"{args.name}: compiling and loading…")
         prog = pipeline.load(
             source,
@@ -176,6 +183,37 @@ class BpfMagics(Magics):
         if args.display and self.display_dashboard:
             self._display(prog, args.interval or self.interval)
         return None
+
+    def _run_fleet_cell(self, args: CellArgs, source: str, status: _Status) -> None:
+        from bpfnb.ui import fleet as fleet_ui
+
+        prog, _ = fleet_ui.run_fleet_cell(
+            args,
+            source,
+            bound=self.fleet_bound,
+            user_ns=self.shell.user_ns if self.shell is not None else None,
+            line_offset=CELL_LINE_OFFSET,
+            show=status.update,
+        )
+        if args.display and self.display_dashboard:
+            display(fleet_ui.fleet_dashboard(prog, interval=args.interval or self.interval))
+
+    @cell_magic
+    def bpfsql(self, line: str, cell: str) -> Any:
+        """``%%bpfsql [NAME]``: one SQL statement over ``PROGRAM.MAP`` tables (DuckDB).
+
+        Every map of every loaded program (local or fleet) is a table; the result is a
+        DataFrame, also bound to NAME when given.
+        """
+        from bpfnb.ui.sql import run_sql
+
+        found: list[Any] = [*programs(), *self.bound.values()]
+        if "bpfnb.fleet.program" in sys.modules:  # fleet programs exist only once it is used
+            from bpfnb.fleet import program as fleet_program
+
+            found += [*fleet_program.programs(), *self.fleet_bound.values()]
+        live = [p for p in found if not p.closed]
+        return run_sql(line, cell, live, self.shell.user_ns if self.shell is not None else None)
 
     def _display(self, prog: Program, interval: float) -> None:
         from bpfnb.ui.dashboard import dashboard  # static HTML without ipywidgets
@@ -218,9 +256,19 @@ class BpfMagics(Magics):
             count = len(programs())
             close_all()
             self.bound.clear()
+            if "bpfnb.fleet.program" in sys.modules:
+                from bpfnb.ui import fleet as fleet_ui
+
+                count += fleet_ui.stop_all(self.fleet_bound)
             print(f"stopped {count} program(s)")
             return
         assert args.name is not None
+        if "bpfnb.fleet.program" in sys.modules:
+            from bpfnb.ui import fleet as fleet_ui
+
+            if fleet_ui.stop(self.fleet_bound, args.name):
+                print(f"stopped {args.name} on every host")
+                return
         prog = self._find(args.name)
         prog.close()
         self.bound.pop(args.name, None)
@@ -251,6 +299,11 @@ class BpfMagics(Magics):
         with open(path) as written:
             rows = sum(1 for _ in written) - 1
         print(f"wrote {rows} row(s) of {args.name} to {path}")
+
+    def _line_cluster(self, args: command.LineArgs) -> pd.DataFrame | None:
+        from bpfnb.ui import fleet as fleet_ui
+
+        return fleet_ui.line_cluster(args)
 
     def _line_doctor(self, args: command.LineArgs) -> None:
         print(system.format_checks(system.doctor()))
@@ -287,6 +340,11 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = ipython.magics_manager.registry.get("BpfMagics")
     if magics is not None:
         magics.bound.clear()
+        if "bpfnb.fleet.program" in sys.modules:
+            from bpfnb.ui import fleet as fleet_ui
+
+            with contextlib.suppress(Exception):
+                fleet_ui.stop_all(magics.fleet_bound)
 
 
 __all__ = ["BpfMagics", "load_ipython_extension", "unload_ipython_extension"]

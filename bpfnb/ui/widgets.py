@@ -38,8 +38,10 @@ __all__ = [
     "DashboardWidget",
     "available",
     "box",
+    "choice_buttons",
     "dashboard_widget",
     "html_body",
+    "rendered_html",
     "view_widget",
 ]
 
@@ -253,3 +255,32 @@ def dashboard_widget(
     children += [view_widget(view) for view in views]
     made = box(children, kind="dashboard", snapshot=snapshot, label=label)
     return DashboardWidget(made, [pause, resume, stop])
+
+
+def rendered_html(view: View, render: Callable[[View], str]) -> Any:
+    """An ``ipywidgets.HTML`` showing ``render(view)``, updated whenever the view changes.
+
+    For views :func:`bpfnb.ui.html.render` does not draw (the fleet's host view).
+    """
+    w = _require()
+    body = w.HTML(value=render(view))
+    shown = [body.value]
+
+    def show() -> None:
+        text = render(view)
+        if text != shown[0]:
+            shown[0] = text
+            body.value = text
+
+    view.on_change(show)
+    return body
+
+
+def choice_buttons(
+    options: list[str], value: str, on_choice: Callable[[str], None], description: str = ""
+) -> Any:
+    """``ipywidgets.ToggleButtons`` calling ``on_choice(option)`` when the choice changes."""
+    w = _require()
+    buttons = w.ToggleButtons(options=options, value=value, description=description)
+    buttons.observe(lambda change: on_choice(str(change["new"])), names="value")
+    return buttons

@@ -119,7 +119,34 @@ def check_files_opened(nb: Any, out: Path) -> None:
     assert len(per_file) > 0
 
 
-CHECKS = {"quickstart": check_quickstart, "files_opened": check_files_opened}
+def check_fleet(nb: Any, out: Path) -> None:
+    text = _texts(nb)
+    assert "connected to tcp://127.0.0.1:" in text and "3 worker(s) (0, 1, 2)" in text
+    found = re.findall(r"getpid calls on host (\d) by pid (\d+): (\d+) \(expected (\d+)\)", text)
+    assert [(h, int(n), int(e)) for h, _, n, e in found] == [
+        ("0", 1000, 1000),
+        ("1", 2000, 2000),
+        ("2", 3000, 3000),
+    ]
+    counts = pd.read_csv(out / "fleet_counts.csv", dtype={"host": str})
+    assert list(counts.columns) == ["host", "key", "value"]
+    assert counts.sort_values("host")["value"].tolist() == [1000, 2000, 3000]
+    assert sorted(counts["key"].tolist()) == sorted(int(pid) for _, pid, _, _ in found)
+    per_comm = pd.read_csv(out / "fleet_per_comm.csv", dtype={"host": str})
+    assert per_comm.values.tolist() == [
+        [h, f"fleetwl-{c}", 10 * (int(c) + 1)] for h in "012" for c in "012"
+    ]
+    assert "lost on every host: 0" in text
+    assert "stopped 2 program(s)" in text
+    html = "\n".join(_html_outputs(nb))
+    assert "bpfnb-hosts" in html and 'data-state="running"' in html
+
+
+CHECKS = {
+    "quickstart": check_quickstart,
+    "files_opened": check_files_opened,
+    "fleet": check_fleet,
+}
 
 
 @pytest.mark.kernel

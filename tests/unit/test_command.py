@@ -102,3 +102,28 @@ def test_template_cflags_and_set_negative() -> None:
     assert template.cell.cflags == ["-O1"] and template.cell.globals == {"targ_uid": "-1"}
     with pytest.raises(CommandError, match="expected one argument"):
         parse_cell_args("x --cflags")
+
+
+@pytest.mark.parametrize(
+    ("line", "hosts"),
+    [
+        ("calls", None),
+        ("calls --fleet", []),
+        ("calls --fleet web1", ["web1"]),
+        ("calls --fleet web1,web2 --set target_pid=3", ["web1", "web2"]),
+        ("calls --no-display --fleet 0,1", ["0", "1"]),
+    ],
+)
+def test_cell_fleet_hosts(line: str, hosts: list[str] | None) -> None:
+    assert parse_cell_args(line).fleet == hosts
+
+
+def test_line_cluster_actions() -> None:
+    assert parse_line_args("cluster").action == "cluster"
+    connect = parse_line_args("cluster connect tcp://127.0.0.1:8786")
+    assert (connect.name, connect.address) == ("connect", "tcp://127.0.0.1:8786")
+    assert parse_line_args("cluster disconnect").name == "disconnect"
+    with pytest.raises(CommandError, match="cluster connect tcp://HOST:8786"):
+        parse_line_args("cluster connect")
+    with pytest.raises(CommandError, match=r"expected HOST\[,HOST\.\.\.\]"):
+        parse_cell_args("calls --fleet ,")

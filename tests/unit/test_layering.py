@@ -1,6 +1,6 @@
 """The package's layers, asserted from its import graph (every import, also lazy ones).
 
-object < codec < build < kernel < pipeline < ui: a module imports only from its own
+object < codec < build < kernel < pipeline < fleet < ui: a module imports only from its own
 layer and the ones below; ``errors`` and ``diagnostics`` sit below every layer. Only
 ``kernel/loader.py`` imports pylibbpf; only ``ui/`` imports IPython, ipywidgets and
 traitlets; there are no import circles. Imports under ``if TYPE_CHECKING:`` are types
@@ -15,7 +15,7 @@ from pathlib import Path
 import bpfnb
 
 PACKAGE = Path(bpfnb.__file__).parent
-LAYERS = ["base", "object", "codec", "build", "kernel", "pipeline", "ui"]
+LAYERS = ["base", "object", "codec", "build", "kernel", "pipeline", "fleet", "ui"]
 UI_ONLY = ("IPython", "ipywidgets", "traitlets")
 
 

@@ -17,6 +17,8 @@ from conftest import ROOT
 UI = ROOT / "bpfnb" / "ui"
 # magics.py is the %%bpf front end, rewritten over the pipeline: not a live-view module.
 LIVE_VIEW_MODULES = ["sources", "refresh", "views", "html", "widgets", "dashboard"]
+# The front ends over them: %%bpf / %bpf, the fleet's dashboard and actions, %%bpfsql.
+FRONT_END_MODULES = ["magics", "fleet", "sql"]
 
 
 def _tree(module: str) -> ast.Module:
@@ -46,7 +48,14 @@ def _ui_deps(module: str) -> set[str]:
 
 def test_every_ui_module_is_known() -> None:
     on_disk = {p.stem for p in UI.glob("*.py")} - {"__init__"}
-    assert on_disk == {*LIVE_VIEW_MODULES, "magics"}
+    assert on_disk == {*LIVE_VIEW_MODULES, *FRONT_END_MODULES}
+
+
+@pytest.mark.parametrize("module", ["fleet", "sql"])
+def test_fleet_and_sql_front_ends_use_the_views(module: str) -> None:
+    imported = _imports(module)
+    assert not [n for n in imported if n.split(".")[0] in ("ipywidgets", "pylibbpf")]
+    assert not [n for n in imported if n.startswith("bpfnb.kernel")]
 
 
 @pytest.mark.parametrize("module", LIVE_VIEW_MODULES)

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from bpfnb.build import eventtypes
+from bpfnb.codec import sql
 from bpfnb.codec.plan import Codec, DecoderChoice, codec_for
 from bpfnb.codec.streamparse import Run
 from bpfnb.errors import (
@@ -521,6 +522,14 @@ class EventStream:
     def live(self, interval: float | None = None) -> Any:
         """Show the newest events, refreshing every ``interval`` seconds (ipywidgets)."""
         return live.live(self, interval)
+
+    def sql(self, statement: str) -> pd.DataFrame:
+        """Query the events kept so far with DuckDB; the table is named like the map.
+
+        ``prog.events.sql("select comm, count(*) as n from events group by comm")``
+        (see :func:`bpfnb.codec.sql.query`; raises ``SqlError``).
+        """
+        return sql.query(statement, {self.name: self.df})
 
     # -- what an event stream is not ----------------------------------------------------
 
