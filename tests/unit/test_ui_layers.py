@@ -16,7 +16,16 @@ from conftest import ROOT
 
 UI = ROOT / "bpfnb" / "ui"
 # magics.py is the %%bpf front end, rewritten over the pipeline: not a live-view module.
-LIVE_VIEW_MODULES = ["sources", "refresh", "views", "html", "widgets", "dashboard"]
+LIVE_VIEW_MODULES = [
+    "sources",
+    "refresh",
+    "views",
+    "html",
+    "flamegraph",
+    "summary",
+    "widgets",
+    "dashboard",
+]
 
 
 def _tree(module: str) -> ast.Module:
