@@ -31,6 +31,7 @@ import struct
 from typing import Any
 
 from bpfnb.errors import MapTypeError
+from bpfnb.object import btf
 
 _PREFIX = struct.Struct("<I")
 
@@ -48,15 +49,29 @@ class LpmKey:
         ``"ipv4"``, ``"ipv6"`` or ``"bytes"`` (from the data size).
     """
 
-    def __init__(self, key_size: int) -> None:
+    def __init__(self, key_size: int, data_size: int | None = None) -> None:
         if key_size <= 4:
             raise MapTypeError(
                 f"an LPM trie key must be a u32 prefix length followed by data, "
                 f"got {key_size} bytes"
             )
         self.key_size = key_size
-        self.data_size = key_size - 4
+        self.data_size = key_size - 4 if data_size is None else min(data_size, key_size - 4)
         self.family = {4: "ipv4", 16: "ipv6"}.get(self.data_size, "bytes")
+
+    @classmethod
+    def of_type(cls, key_size: int, key: btf.Type | None) -> LpmKey:
+        """The layout of a key type: its data is the members after ``prefixlen``.
+
+        ``struct { u32 prefixlen; u8 data[2]; }`` has 2 data bytes although C pads it
+        to 8 bytes (the padding counts as data for the kernel, always zero here).
+        """
+        st = btf.resolve(key) if key is not None else None
+        if isinstance(st, btf.Struct) and len(st.members) >= 2:
+            last = st.members[-1]
+            end = last.bit_offset // 8 + btf.size_of(last.type)
+            return cls(key_size, end - 4)
+        return cls(key_size)
 
     @property
     def max_prefixlen(self) -> int:
@@ -80,7 +95,8 @@ class LpmKey:
             raise MapTypeError(
                 f"an LPM key of this trie holds {self.data_size} data bytes, got {len(data)}"
             )
-        return _PREFIX.pack(prefixlen) + mask(data, prefixlen)
+        padding = bytes(self.key_size - 4 - self.data_size)
+        return _PREFIX.pack(prefixlen) + mask(data, prefixlen) + padding
 
     def address_bytes(self, address: Any) -> bytes:
         """The data bytes of an address (text, :mod:`ipaddress` object or bytes)."""
@@ -117,7 +133,7 @@ class LpmKey:
         if isinstance(key, ipaddress.IPv4Address | ipaddress.IPv6Address):
             return self.max_prefixlen, key.packed
         if isinstance(key, bytes | bytearray) and len(key) == self.key_size:
-            return _PREFIX.unpack_from(key)[0], bytes(key[4:])
+            return _PREFIX.unpack_from(key)[0], bytes(key[4 : 4 + self.data_size])
         if isinstance(key, str):
             text, slash, length = key.strip().partition("/")
             try:
@@ -133,7 +149,7 @@ class LpmKey:
 
     def split(self, raw: bytes) -> tuple[int, bytes]:
         """``(prefixlen, data)`` of a raw key."""
-        return _PREFIX.unpack_from(raw)[0], bytes(raw[4 : self.key_size])
+        return _PREFIX.unpack_from(raw)[0], bytes(raw[4 : 4 + self.data_size])
 
     def text(self, raw: bytes) -> str:
         """The prefix text of a raw key (``10.1.0.0/16``)."""

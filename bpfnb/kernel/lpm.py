@@ -31,7 +31,7 @@ class LpmTrieMap(HashMap):
 
     def __init__(self, fd: OwnedFd, spec: MapSpec, obj: ObjectSpec | None = None) -> None:
         super().__init__(fd, spec, obj)
-        self.lpm = LpmKey(spec.key_size)
+        self.lpm = LpmKey.of_type(spec.key_size, spec.key)
 
     @property
     def key_columns(self) -> list[str]:

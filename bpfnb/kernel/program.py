@@ -138,6 +138,8 @@ class Program:
     def program_fd(self, name: str) -> int | None:
         """The kernel fd of loaded program ``name`` (owned by the program), None if not loaded."""
         self._check_open()
+        if name not in self._loaded.programs:
+            return None
         return self._loaded.program_fd(name)
 
     @property

@@ -112,6 +112,27 @@ def stack_id_columns(key_codec: Codec, value_codec: Codec, df: pd.DataFrame) -> 
     return out
 
 
+def declared_stack_columns(key_codec: Codec, value_codec: Codec) -> tuple[list[str], list[str]]:
+    """The frame columns that hold stack ids, from the codecs alone: (key side, value side)."""
+    key_names, value_names = frames._frame_names(key_codec, value_codec)
+
+    def ids(codec: Codec, names: Mapping[str, str]) -> list[str]:
+        fields: Mapping[str, Any] = codec.dtype.fields or {}
+        decoded = codec.column_decoders
+        out = []
+        for col in codec.column_names:
+            name = names[col]
+            field = fields.get(col or "_")
+            is_int = field is not None and field[0].kind in "iu"
+            if decoded.get(col) == "stackid" or (
+                is_int and _ID_NAME.search(name.rsplit(".", 1)[-1])
+            ):
+                out.append(name)
+        return out
+
+    return ids(key_codec, key_names), ids(value_codec, value_names)
+
+
 def stack_sources(owner: Any) -> list[StackSource]:
     """The stack trace maps of a program (its ``maps`` of kind ``stack_trace``)."""
     if owner is None:
@@ -229,6 +250,7 @@ __all__ = [
     "FOLDED_COLUMN",
     "STACK_COLUMN",
     "StackSource",
+    "declared_stack_columns",
     "folded_counts",
     "format_folded",
     "source_for",

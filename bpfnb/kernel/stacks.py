@@ -171,17 +171,19 @@ class StackTraceMap(Map):
         owner = self.owner
         if owner is None:
             return None
+        sources = stackcols.stack_sources(owner)
+        by_value: Map | None = None
         for other in owner.maps.values():
             if not isinstance(other, Map) or other is self:
                 continue
             if other.kind not in stackcols.COUNTING_KINDS:
                 continue
-            plain = other.plain_df()
-            columns = stackcols.stack_id_columns(other.key_codec, other.value_codec, plain)
-            sources = stackcols.stack_sources(owner)
-            if any(stackcols.source_for(c, sources) is self for c in columns):
-                return other
-        return None
+            in_key, in_value = stackcols.declared_stack_columns(other.key_codec, other.value_codec)
+            if any(stackcols.source_for(c, sources) is self for c in in_key):
+                return other  # keyed by stacks: it counts them
+            if by_value is None and any(stackcols.source_for(c, sources) is self for c in in_value):
+                by_value = other
+        return by_value
 
     def folded(self) -> dict[str, int]:
         """Folded stack -> weight: from the map counting these stacks, else 1 per stack."""

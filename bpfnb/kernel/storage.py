@@ -12,7 +12,9 @@ kind               ``m[key]`` takes                 ``df()`` owner columns
 ``inode_storage``  a path or an open file / fd      ``path``, ``ino``
 ``sk_storage``     a socket object or its fd        ``family``, ``local``, ``remote``,
                                                     ``state``, ``ino``
-``cgrp_storage``   a cgroup folder path or fd       ``cgroup_id``, ``cgroup``
+``cgrp_storage``   a cgroup (``/a/b`` as in         ``cgroup_id``, ``cgroup``
+                   ``/proc/PID/cgroup``, a folder
+                   of the cgroup2 mount, or an fd)
 =================  ===============================  ===============================
 
 ``m[key]``, ``m[key] = v`` and ``del m[key]`` work for every kind. Listing needs a
@@ -158,7 +160,7 @@ int bpfnb_list(struct bpf_iter__bpf_sk_storage_map *ctx)
         return 0;
     o.family = sk->__sk_common.skc_family;
     o.lport = sk->__sk_common.skc_num;
-    o.rport = bpf_ntohs(sk->__sk_common.skc_dport);
+    o.rport = __builtin_bswap16(sk->__sk_common.skc_dport);
     o.state = sk->__sk_common.skc_state;
     o.protocol = sk->sk_protocol;
     if (o.family == 2) {
@@ -179,9 +181,13 @@ int bpfnb_list(struct bpf_iter__bpf_sk_storage_map *ctx)
 
 
 class _IterLinkInfo(ctypes.Structure):
-    """``union bpf_iter_link_info`` (its ``map`` member)."""
+    """``union bpf_iter_link_info``: ``map.map_fd`` or ``cgroup.order`` come first."""
 
-    _fields_ = [("map_fd", ctypes.c_uint32), ("_pad", ctypes.c_uint32 * 3)]
+    _fields_ = [("first", ctypes.c_uint32), ("_rest", ctypes.c_uint32 * 3)]
+
+
+#: ``enum bpf_cgroup_iter_order``: every cgroup below the root, parents first.
+BPF_CGROUP_ITER_DESCENDANTS_PRE = 2
 
 
 class _Lister:
@@ -202,11 +208,12 @@ class _Lister:
         self._loaded = opened.load()
         try:
             lib = loader.libbpf()
-            info = _IterLinkInfo(map_fd=map_fd)
+            first = {"sk_storage": map_fd, "cgrp_storage": BPF_CGROUP_ITER_DESCENDANTS_PRE}
+            info = _IterLinkInfo(first=first.get(kind, 0))
             opts = IterAttachOpts(
                 sz=ctypes.sizeof(IterAttachOpts),
-                link_info=ctypes.addressof(info) if kind == "sk_storage" else None,
-                link_info_len=ctypes.sizeof(info) if kind == "sk_storage" else 0,
+                link_info=ctypes.addressof(info) if kind in first else None,
+                link_info_len=ctypes.sizeof(info) if kind in first else 0,
             )
             made: list[int] = []
 
@@ -351,11 +358,17 @@ class _ObjectStorage(_WritableMap):
         return self._frame_from(self._owner_frame(owners), values)
 
     def _frame_from(self, owners: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
+        """Owner columns, then value columns (``value.NAME`` when a name is taken)."""
+
+        def named(frame: pd.DataFrame) -> pd.DataFrame:
+            taken = set(owners.columns)
+            return frame.rename(columns={c: f"value.{c}" for c in frame.columns if c in taken})
+
         if not len(values):
             empty = frames.to_frame(None, None, self.value_codec, np.zeros(1, values.dtype))
-            out = pd.concat([owners.iloc[:0], empty.iloc[:0]], axis=1)
+            out = pd.concat([owners.iloc[:0], named(empty).iloc[:0]], axis=1)
             return out.reset_index(drop=True)
-        frame = frames.to_frame(None, None, self.value_codec, values)
+        frame = named(frames.to_frame(None, None, self.value_codec, values))
         out = pd.concat([owners.reset_index(drop=True), frame], axis=1)
         return out.sort_values(self.key_columns[0], kind="stable").reset_index(drop=True)
 
@@ -410,8 +423,8 @@ class CgroupStorageMap(_ObjectStorage):
         if isinstance(key, int):
             return key, False
         path = Path(key)
-        if not path.is_absolute():
-            path = cgroup2_mount() / path
+        if not (path.is_absolute() and path.is_dir()):  # a path as df() shows it: "/a/b"
+            path = cgroup2_mount() / str(key).lstrip("/")
         try:
             return os.open(path, os.O_RDONLY | os.O_DIRECTORY), True
         except FileNotFoundError:
