@@ -53,7 +53,8 @@ class LpmTrieMap(HashMap):
         )
         if not len(values):
             value_frame = value_frame.iloc[:0]
-        texts = [self.lpm.text(k.tobytes()) for k in keys.reshape(len(keys), -1).view(np.uint8)]
+        rows = keys.reshape(len(keys), self.spec.key_size)
+        texts = [self.lpm.text(k.tobytes()) for k in rows]
         value_frame.insert(0, PREFIX_COLUMN, pd.Series(texts, dtype=object))
         return value_frame.reset_index(drop=True)
 

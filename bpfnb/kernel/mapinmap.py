@@ -199,8 +199,8 @@ class ProgArrayMap(ArrayMap):
 
     @property
     def key_columns(self) -> list[str]:
-        """``["slot"]``."""
-        return ["slot"]
+        """``slot``, and what identifies the program in it (not counters)."""
+        return ["slot", "program", "id"]
 
     def _names_by_id(self) -> dict[int, str]:
         owner = self.owner

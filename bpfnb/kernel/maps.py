@@ -14,8 +14,13 @@ percpu_array                  :class:`PerCpuArrayMap`
 lru_percpu_hash               :class:`LruPerCpuHashMap`
 histogram / percpu_histogram  :class:`HistogramMap` / :class:`PerCpuHistogramMap`
 ringbuf / perf_event_array    event streams (:mod:`bpfnb.kernel.streams`)
+the rest of the map zoo       see :mod:`bpfnb.kernel.views`
 anything else                 :class:`Map` (read-only: ``df()``, iteration)
 ============================  ==========================
+
+A map keyed or valued by stack ids gains ``stack`` and ``folded`` columns in ``df()``
+and has ``folded()``, ``to_folded(path)`` and ``flamegraph()`` (see
+:mod:`bpfnb.kernel.stackcols`).
 
 Keys and values are decoded from the BTF the compiler wrote into the object
 (:mod:`bpfnb.codec`): ``m[k]`` takes a key as an int (scalar keys), a tuple in field

@@ -73,6 +73,11 @@ class QueueMap(_Keyless):
     #: Whether values come out last-in first.
     lifo = False
 
+    @property
+    def key_columns(self) -> list[str]:
+        """``["position"]``: where each value is in pop order (0 comes out next)."""
+        return [POSITION_COLUMN]
+
     def push(self, value: Any, *, overwrite: bool = False) -> None:
         """Add ``value``; when the map is full, drop the oldest (``overwrite``) or raise.
 

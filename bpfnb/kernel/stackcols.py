@@ -202,11 +202,11 @@ def with_stacks(view: KeyedSource, df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with ``stack`` and ``folded`` columns when it holds stack ids (else as is)."""
     if not len(df.columns) or maptypes.is_stack_trace(view.kind):
         return df
+    sources = stack_sources(view.owner)  # cheap: most programs have no stack map
+    if not sources:
+        return df
     id_columns = stack_id_columns(view.key_codec, view.value_codec, df)
     if not id_columns:
-        return df
-    sources = stack_sources(view.owner)
-    if not sources:
         return df
     stacks, folded = _stacks_of(df, id_columns, sources)
     out = df.copy()

@@ -3,7 +3,11 @@
 :func:`map_for` reads ``spec.kind`` (computed once, see :mod:`bpfnb.object.maptypes`)
 and nothing else: keyed maps get a :class:`~bpfnb.kernel.maps.Map` subclass, event
 streams a :class:`~bpfnb.kernel.streams.EventStream`, every other kind the read-only
-:class:`~bpfnb.kernel.maps.Map`.
+:class:`~bpfnb.kernel.maps.Map`. The rest of the map zoo has its views in their own
+modules: stack traces (:mod:`~bpfnb.kernel.stacks`), queues, stacks and bloom filters
+(:mod:`~bpfnb.kernel.queues`), LPM tries (:mod:`~bpfnb.kernel.lpm`), maps of maps and
+program arrays (:mod:`~bpfnb.kernel.mapinmap`), object storage
+(:mod:`~bpfnb.kernel.storage`) and user ring buffers (:mod:`~bpfnb.kernel.user_ringbuf`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from zoo_programs import LPM, MAP_IN_MAP, QUEUES, STORAGE, TAIL_CALLS, USER_RING
 
 import bpfnb
 from bpfnb.errors import MapFullError, MapTypeError, UnsupportedOperationError
@@ -42,6 +41,7 @@ from bpfnb.kernel.storage import (
 from bpfnb.kernel.user_ringbuf import UserRingBuffer, UserRingFullError
 
 from workload import Workload
+from zoo_programs import LPM, MAP_IN_MAP, QUEUES, STORAGE, TAIL_CALLS, USER_RING
 
 # -- queues, stacks, bloom filters --------------------------------------------------------
 
@@ -144,6 +144,8 @@ def test_lpm_trie_longest_match(clean_kernel: tuple[int, int, int], workload: Wo
         with pytest.raises(MapTypeError, match="out of range"):
             routes["10.0.0.0/40"] = 1
         # IPv6 and a generic key
+        empty = prog.routes6.df()
+        assert empty.empty and empty.columns.tolist() == ["prefix", "value"]
         prog.routes6["2001:db8::/32"] = 7
         assert prog.routes6.longest_match("2001:db8::1") == 7
         assert prog.routes6.longest_match("2001:db9::1") is None

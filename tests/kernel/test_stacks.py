@@ -16,14 +16,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from native import SPIN_FUNCTION, StackTarget
-from zoo_programs import STACK_COUNTER
 
 import bpfnb
 from bpfnb.build import templates
 from bpfnb.codec.stacks import parse_folded, strip_offset
 from bpfnb.kernel.stacks import StackTraceMap
 from bpfnb.ui.flamegraph import FlameGraphSnapshot
+
+from native import SPIN_FUNCTION, StackTarget
+from zoo_programs import STACK_COUNTER
 
 DEPTH, CALLS = 7, 25
 #: The target's own frames, innermost first (bpfnb_recurse runs DEPTH + 1 times).
