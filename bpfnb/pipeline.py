@@ -12,6 +12,7 @@ the kernel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -203,6 +204,11 @@ def _load(
             )
             prog.notes += plan.notes()
             if attach:
+                # One version at a time counts into kept maps: the previous one stops
+                # before this one starts (and starts again if this one cannot attach).
+                previous = extra.keep_maps_from if plan.kept else None
+                if previous is not None and not previous.closed:
+                    previous.detach()
                 loaded.attach()
                 sampled = profiling.attach_sampling(loaded, sampling)
                 if sampled:
@@ -213,6 +219,10 @@ def _load(
                 prog.close()
             else:
                 loaded.close()
+            previous = extra.keep_maps_from if plan.kept else None
+            if attach and previous is not None and not previous.closed:
+                with contextlib.suppress(Exception):
+                    previous.attach()
             raise
         session.register(prog)
     return prog

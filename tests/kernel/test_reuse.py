@@ -109,24 +109,39 @@ def workload(kernel: None) -> Iterator[Workload]:
 def test_keep_maps_counts_continue(clean_kernel: tuple[int, int, int], workload: Workload) -> None:
     n, m = 29, 13
     first = bpfnb.load(COUNTER, name="kept", globals={"target": workload.pid})
-    try:
+    with first:
         workload.run("getpid", n)
         first.last[1] = 7
         assert first.counts[workload.pid] == n
         second = bpfnb.load(
             CHANGED, name="kept", globals={"target": workload.pid}, keep_maps_from=first
         )
-    finally:
-        first.close()
-    with second:
-        assert second.counts[workload.pid] == n  # carried over
-        assert second.notes[:2] == [
-            "kept maps (contents carried over): counts",
-            "recreated maps: last (value type changed: u32 -> u64)",
-        ]
-        assert second.last.get(1) is None
-        workload.run("getpid", m)
-        assert second.counts[workload.pid] == n + m
+        with second:
+            # the previous version stopped counting into the kept map (no double counts)
+            assert not first.attached and second.attached
+            assert second.counts[workload.pid] == n  # carried over
+            assert second.notes[:2] == [
+                "kept maps (contents carried over): counts",
+                "recreated maps: last (value type changed: u32 -> u64)",
+            ]
+            assert second.last.get(1) is None and first.last[1] == 7
+            workload.run("getpid", m)
+            assert second.counts[workload.pid] == n + m == first.counts[workload.pid]
+            first.close()
+            workload.run("getpid", m)
+            assert second.counts[workload.pid] == n + 2 * m
+
+
+def test_keep_maps_attach_failure_restores_previous(
+    clean_kernel: tuple[int, int, int], workload: Workload
+) -> None:
+    with bpfnb.load(COUNTER, name="kept2", globals={"target": workload.pid}) as first:
+        broken = COUNTER.replace("sys_enter_getpid", "sys_enter_no_such_call")
+        with pytest.raises(bpfnb.AttachError):
+            bpfnb.load(broken, name="kept2", keep_maps_from=first)
+        assert first.attached
+        workload.run("getpid", 3)
+        assert first.counts[workload.pid] == 3
 
 
 def test_use_shares_a_map(clean_kernel: tuple[int, int, int], workload: Workload) -> None:
