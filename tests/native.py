@@ -15,6 +15,8 @@ The process prints its pid, waits for :meth:`StackTarget.run`, and stays alive u
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -28,26 +30,38 @@ _BUILT: dict[str, Path] = {}
 
 
 def build_stack_target() -> Path:
-    """Compile the target once per test session; return the executable."""
+    """Compile the target (once per source version, shared by test runs); return it.
+
+    The executable lives in the temp folder under a name that carries the source's
+    hash, so runs reuse it and an edited source is compiled again.
+    """
     found = _BUILT.get("exe")
     if found is not None and found.exists():
         return found
-    clang = shutil.which("clang") or "clang"
-    out = Path(tempfile.mkdtemp(prefix="bpfnb-stack-target-")) / "stack_target"
-    subprocess.run(
-        [
-            clang,
-            "-O0",
-            "-g",
-            "-fno-omit-frame-pointer",
-            "-fno-optimize-sibling-calls",
-            "-o",
-            str(out),
-            str(SOURCE),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"bpfnb-stack-target-{os.getuid()}-{digest}"
+    out = folder / "stack_target"  # the name is the process's comm
+    if not out.exists():
+        clang = shutil.which("clang") or "clang"
+        partial = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=folder.parent))
+        subprocess.run(
+            [
+                clang,
+                "-O0",
+                "-g",
+                "-fno-omit-frame-pointer",
+                "-fno-optimize-sibling-calls",
+                "-o",
+                str(partial / "stack_target"),
+                str(SOURCE),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            partial.rename(folder)  # atomic: concurrent runs never see half a file
+        except OSError:  # another run made it first
+            shutil.rmtree(partial, ignore_errors=True)
     _BUILT["exe"] = out
     return out
 
