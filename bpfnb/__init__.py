@@ -81,10 +81,18 @@ def _live_view(source: MapSource, interval: float | None = None) -> Any:
     return live_view(source, interval=interval)
 
 
+def _flamegraph(source: Any, title: str | None = None) -> Any:
+    """Draw ``Map.flamegraph()`` with the UI layer, imported on first use."""
+    from bpfnb.ui.flamegraph import flamegraph
+
+    return flamegraph(source, title=title)
+
+
 def _register_live_hook() -> None:
-    from bpfnb.kernel import live
+    from bpfnb.kernel import flamegraph_hook, live
 
     live.set_live_hook(_live_view)
+    flamegraph_hook.set_flamegraph_hook(_flamegraph)
 
 
 _register_live_hook()

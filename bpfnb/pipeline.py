@@ -12,6 +12,7 @@ the kernel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from bpfnb import diagnostics
 from bpfnb.build import compiler, eventtypes
 from bpfnb.build.patch_globals import patch_object
 from bpfnb.errors import BpfnbError, EventTypeError
-from bpfnb.kernel import loader, session, system
+from bpfnb.kernel import loader, profiling, reuse, session, system
 from bpfnb.kernel.program import Program
 from bpfnb.object import maptypes
 from bpfnb.object.spec import ObjectSpec
@@ -157,11 +158,35 @@ def build_only(
     return Built(name, source, data, ObjectSpec.from_bytes(data), result, cell_file, line_offset)
 
 
+@dataclass
+class MapsAndSampling:
+    """Load options of the map zoo: reused maps and perf_event sampling.
+
+    Attributes
+    ----------
+    keep_maps_from : Program or None
+        The previous version whose compatible maps are kept (``--keep-maps``).
+    use : mapping of str to map view
+        Map name -> another program's map to use instead (``--use PROG.MAP``).
+    use_labels : mapping of str to str
+        Map name -> ``PROG.MAP`` as the user wrote it.
+    sample_freq, sample_period : int or None
+        Sampling of ``SEC("perf_event")`` programs (default 99 Hz).
+    """
+
+    keep_maps_from: Program | None = None
+    use: Mapping[str, Any] | None = None
+    use_labels: Mapping[str, str] | None = None
+    sample_freq: int | None = None
+    sample_period: int | None = None
+
+
 def load_built(
     built: Built,
     *,
     attach: bool = True,
     global_values: Mapping[str, Any] | None = None,
+    extra: MapsAndSampling | None = None,
 ) -> Program:
     """Load, wrap, attach and start a built program (the kernel half).
 
@@ -171,10 +196,21 @@ def load_built(
         With a short message; nothing stays in the kernel.
     """
     system.ensure_privileges()
-    return _load(built, attach=attach, global_values=global_values)
+    return _load(built, attach=attach, global_values=global_values, extra=extra)
 
 
-def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None) -> Program:
+def _load(
+    built: Built,
+    *,
+    attach: bool,
+    global_values: Mapping[str, Any] | None,
+    extra: MapsAndSampling | None = None,
+) -> Program:
+    extra = extra or MapsAndSampling()
+    sampling = profiling.sampling(extra.sample_freq, extra.sample_period)
+    plan = reuse.plan(
+        built.spec, keep_from=extra.keep_maps_from, use=extra.use, use_labels=extra.use_labels
+    )
     data = built.data
     if global_values:
         data = patch_object(data, built.spec, dict(global_values))
@@ -186,6 +222,11 @@ def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None
 
     with loader.interrupts_deferred():
         opened = loader.open_object(data, built.spec, built.name)
+        try:
+            reuse.configure(opened, plan)
+        except BaseException:
+            opened.close()
+            raise
         loaded = opened.load(failure=failure)
         prog: Program | None = None
         try:
@@ -196,14 +237,27 @@ def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None
                 build=built.compile_result,
                 event_types=built.event_types(),
             )
+            prog.notes += plan.notes()
             if attach:
+                # One version at a time counts into kept maps: the previous one stops
+                # before this one starts (and starts again if this one cannot attach).
+                previous = extra.keep_maps_from if plan.kept else None
+                if previous is not None and not previous.closed:
+                    previous.detach()
                 loaded.attach()
+                sampled = profiling.attach_sampling(loaded, sampling)
+                if sampled:
+                    prog.notes.append(f"perf_event programs sample {sampled}")
             prog.start()
         except BaseException:
             if prog is not None:
                 prog.close()
             else:
                 loaded.close()
+            previous = extra.keep_maps_from if plan.kept else None
+            if attach and previous is not None and not previous.closed:
+                with contextlib.suppress(Exception):
+                    previous.attach()
             raise
         session.register(prog)
     return prog
@@ -219,6 +273,10 @@ def load(
     include_dirs: list[str] | None = None,
     cflags: list[str] | None = None,
     line_offset: int = 0,
+    sample_freq: int | None = None,
+    sample_period: int | None = None,
+    keep_maps_from: Program | None = None,
+    use: Mapping[str, Any] | None = None,
 ) -> Program:
     """Compile (when given C), load and attach a BPF program.
 
@@ -239,6 +297,15 @@ def load(
         ``-I`` directories and extra clang flags.
     line_offset : int
         Lines before the C text in the user's editor (messages use its numbering).
+    sample_freq, sample_period : int, optional
+        ``SEC("perf_event")`` programs sample every online CPU this many times a
+        second, or every this many events (default 99 Hz).
+    keep_maps_from : Program, optional
+        The previous version of the program: its maps whose declaration did not
+        change are kept, contents included (``prog.notes`` says which).
+    use : mapping of str to map, optional
+        Map name -> a map of another loaded program to use instead of creating it
+        (``use={"counts": producer.counts}``).
 
     Returns
     -------
@@ -259,4 +326,5 @@ def load(
         cflags=cflags,
         line_offset=line_offset,
     )
-    return _load(built, attach=attach, global_values=globals)
+    extra = MapsAndSampling(keep_maps_from, use, None, sample_freq, sample_period)
+    return _load(built, attach=attach, global_values=globals, extra=extra)

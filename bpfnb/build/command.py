@@ -25,12 +25,13 @@ from bpfnb.errors import CommandError
 CELL_USAGE = (
     '%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags "..."] [--no-attach] '
     "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only] [--force] "
+    "[--sample-freq HZ | --sample-period N] [--keep-maps] [--use [MAP=]PROG.MAP]... "
     "[--fleet [HOST,...]]"
 )
 LINE_USAGE = (
     "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
-    "template TEMPLATE [NAME] [--show] [cell options] | cluster | cluster connect ADDRESS | "
-    "cluster disconnect"
+    "template TEMPLATE [NAME] [--show] [cell options] | pins | unpin NAME | unpin --all | "
+    "cluster | cluster connect ADDRESS | cluster disconnect"
 )
 
 
@@ -75,6 +76,15 @@ class CellArgs:
     fleet : list of str or None
         ``--fleet [HOST,...]``: run on the connected cluster's workers (an empty list:
         every worker); None runs on this machine.
+    sample_freq, sample_period : int or None
+        ``--sample-freq HZ`` / ``--sample-period N``: how ``SEC("perf_event")``
+        programs sample every CPU.
+    keep_maps : bool or None
+        ``--keep-maps``: reuse the previous version's unchanged maps (None: the
+        configured default).
+    use : dict of str to str
+        ``--use [MAP=]PROG.MAP``: the cell's map ``MAP`` (default: the same name) is
+        the map ``PROG.MAP`` of another loaded program.
     """
 
     name: str
@@ -88,6 +98,10 @@ class CellArgs:
     compile_only: bool = False
     force: bool = False
     fleet: list[str] | None = None
+    sample_freq: int | None = None
+    sample_period: int | None = None
+    keep_maps: bool | None = None
+    use: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,11 +111,13 @@ class LineArgs:
     Attributes
     ----------
     action : str
-        One of ``list``, ``stop``, ``export``, ``doctor``, ``templates``, ``template``.
+        One of ``list``, ``stop``, ``export``, ``doctor``, ``templates``, ``template``,
+        ``pins``, ``unpin``.
     name : str or None
-        Program name (``stop``), ``NAME.MAP`` (``export``) or template (``template``).
+        Program name (``stop``), ``NAME.MAP`` (``export``), template (``template``) or
+        pinned map (``unpin``).
     all : bool
-        ``stop --all``.
+        ``stop --all`` / ``unpin --all``.
     path : str or None
         Destination of ``export``.
     show : bool
@@ -158,7 +174,26 @@ def _cell_parser(prog: str, usage: str) -> _Parser:
     parser.add_argument("--compile-only", action="store_true")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--fleet", nargs="?", const="", default=None)
+    parser.add_argument("--sample-freq", type=int, default=None)
+    parser.add_argument("--sample-period", type=int, default=None)
+    parser.add_argument("--keep-maps", action="store_true", default=None)
+    parser.add_argument("--use", action="append", default=[])
     return parser
+
+
+def _uses(items: list[str]) -> dict[str, str]:
+    """``--use [MAP=]PROG.MAP`` options -> {cell map name: "PROG.MAP"}."""
+    out: dict[str, str] = {}
+    for item in items:
+        local, sep, source = item.rpartition("=")
+        prog, dot, name = source.partition(".")
+        if not dot or not prog.isidentifier() or not name.isidentifier():
+            raise CommandError(f"--use {item!r}: expected PROG.MAP or MAP=PROG.MAP")
+        local = local if sep else name
+        if not local.isidentifier():
+            raise CommandError(f"--use {item!r}: {local!r} is not a map name")
+        out[local] = f"{prog}.{name}"
+    return out
 
 
 def check_identifier(name: str, what: str = "program name") -> str:
@@ -185,6 +220,13 @@ def _pairs(items: list[str], option: str, default: str | None) -> dict[str, str]
 def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
     if ns.interval is not None and not ns.interval > 0:
         raise CommandError(f"--interval must be a positive number of seconds, not {ns.interval}")
+    for option in ("sample_freq", "sample_period"):
+        value = getattr(ns, option)
+        if value is not None and value <= 0:
+            flag = "--" + option.replace("_", "-")
+            raise CommandError(f"{flag} must be a positive number, not {value}")
+    if ns.sample_freq is not None and ns.sample_period is not None:
+        raise CommandError("--sample-freq and --sample-period exclude each other")
     cflags: list[str] = []
     for value in ns.cflags:
         try:
@@ -203,6 +245,10 @@ def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
         compile_only=ns.compile_only,
         force=ns.force,
         fleet=_hosts(ns.fleet),
+        sample_freq=ns.sample_freq,
+        sample_period=ns.sample_period,
+        keep_maps=ns.keep_maps,
+        use=_uses(ns.use),
     )
 
 
@@ -262,7 +308,13 @@ def parse_line_args(line: str) -> LineArgs:
     if not words:
         raise CommandError(f"usage: {LINE_USAGE}")
     action, rest = words[0], words[1:]
-    if action in ("list", "doctor", "templates"):
+    if action == "unpin":
+        if rest == ["--all"]:
+            return LineArgs("unpin", all=True)
+        if len(rest) == 1 and not rest[0].startswith("-"):
+            return LineArgs("unpin", name=rest[0])
+        raise CommandError("usage: %bpf unpin NAME | %bpf unpin --all")
+    if action in ("list", "doctor", "templates", "pins"):
         if rest:
             raise CommandError(f"%bpf {action} takes no arguments")
         return LineArgs(action)

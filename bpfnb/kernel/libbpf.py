@@ -80,7 +80,22 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__set_inner_map_fd": (_I, [_P, _I]),
     "bpf_link__fd": (_I, [_P]),
     "bpf_link__destroy": (_I, [_P]),
+    # the map zoo: iterators (object storage listing), pins
+    "bpf_program__attach_iter": (_P, [_P, _P]),
+    "bpf_iter_create": (_I, [_I]),
+    "bpf_map__pin_path": (_S, [_P]),
+    "bpf_map__is_pinned": (_B, [_P]),
 }
+
+
+class IterAttachOpts(ctypes.Structure):
+    """``struct bpf_iter_attach_opts``."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("link_info", ctypes.c_void_p),
+        ("link_info_len", ctypes.c_uint32),
+    ]
 
 
 class Libbpf:

@@ -237,6 +237,12 @@ class OpenObject:
         self._live()
         _check(self._lib.bpf_map__reuse_fd(self.maps[map_name].ptr, fd), f"reuse of {map_name!r}")
 
+    def set_pin_path(self, map_name: str, path: str) -> None:
+        """Pin ``map_name`` at ``path`` on load (reusing the map already pinned there)."""
+        self._live()
+        m = self.maps[map_name]
+        _check(self._lib.bpf_map__set_pin_path(m.ptr, path.encode()), f"pin path of {map_name!r}")
+
     # -- phase 2 ------------------------------------------------------------------------
 
     def load(

@@ -14,8 +14,13 @@ percpu_array                  :class:`PerCpuArrayMap`
 lru_percpu_hash               :class:`LruPerCpuHashMap`
 histogram / percpu_histogram  :class:`HistogramMap` / :class:`PerCpuHistogramMap`
 ringbuf / perf_event_array    event streams (:mod:`bpfnb.kernel.streams`)
+the rest of the map zoo       see :mod:`bpfnb.kernel.views`
 anything else                 :class:`Map` (read-only: ``df()``, iteration)
 ============================  ==========================
+
+A map keyed or valued by stack ids gains ``stack`` and ``folded`` columns in ``df()``
+and has ``folded()``, ``to_folded(path)`` and ``flamegraph()`` (see
+:mod:`bpfnb.kernel.stackcols`).
 
 Keys and values are decoded from the BTF the compiler wrote into the object
 (:mod:`bpfnb.codec`): ``m[k]`` takes a key as an int (scalar keys), a tuple in field
@@ -57,7 +62,7 @@ from bpfnb.errors import (
     MapFullError,
     MapTypeError,
 )
-from bpfnb.kernel import bpf, cpus, live
+from bpfnb.kernel import bpf, cpus, flamegraph_hook, live, stackcols
 from bpfnb.kernel.bpf_abi import BPF_ANY
 from bpfnb.kernel.fd import OwnedFd
 from bpfnb.object.spec import MapSpec, ObjectSpec
@@ -289,7 +294,28 @@ class Map:
             (nested joined by ``.``) for structs.
         """
         keys, values = self.records(batch=batch)
-        return self._frame(keys, values, per_cpu)
+        return stackcols.with_stacks(self, self._frame(keys, values, per_cpu))
+
+    def plain_df(self) -> pd.DataFrame:
+        """:meth:`df` without the ``stack`` / ``folded`` columns stack ids add."""
+        keys, values = self.records()
+        return self._frame(keys, values, False)
+
+    # -- stacks (maps keyed or valued by stack ids, see bpfnb.kernel.stackcols) ---------
+
+    def folded(self) -> dict[str, int]:
+        """Folded stack -> count, for maps holding stack ids (weights: the first value)."""
+        return stackcols.folded_counts(self, self.df())
+
+    def to_folded(self, path: str | Path) -> Path:
+        """Write :meth:`folded` in Brendan Gregg's folded format; return the path."""
+        out = Path(path)
+        out.write_text(stackcols.format_folded(self.folded()))
+        return out
+
+    def flamegraph(self, title: str | None = None) -> Any:
+        """An interactive flame graph (icicle) of :meth:`folded`: click zooms, hover names."""
+        return flamegraph_hook.flamegraph(self, title=title)
 
     def _frame(self, keys: np.ndarray, values: np.ndarray, per_cpu: bool) -> pd.DataFrame:
         if keys.shape[0] == 0:

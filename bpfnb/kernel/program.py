@@ -57,6 +57,9 @@ class Program:
     compile_result : CompileResult or None
     loaded_at : float
         ``time.time()`` of the load.
+    notes : list of str
+        What the load did that the user should hear about (maps kept from the previous
+        version or shared with another program, pins, sampling events).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class Program:
         self.spec: ObjectSpec = loaded.spec
         self.compile_result = build
         self.loaded_at = time.time()
+        self.notes: list[str] = []
         self._loaded = loaded
         self._lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []
@@ -130,6 +134,13 @@ class Program:
     def programs(self) -> list[LoadedProgram]:
         """The object's programs (C function name, SEC(), loaded, attached)."""
         return list(self._loaded.programs.values())
+
+    def program_fd(self, name: str) -> int | None:
+        """The kernel fd of loaded program ``name`` (owned by the program), None if not loaded."""
+        self._check_open()
+        if name not in self._loaded.programs:
+            return None
+        return self._loaded.program_fd(name)
 
     @property
     def attach_points(self) -> list[str]:

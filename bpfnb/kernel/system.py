@@ -102,6 +102,28 @@ def bpffs_mounted() -> bool:
     return any(line.split()[1:3] == [str(BPFFS), "bpf"] for line in mounts)
 
 
+def ensure_bpffs() -> Path:
+    """Return the bpf filesystem mount point, mounting it when it is missing and we are root.
+
+    Raises
+    ------
+    KernelFeatureError
+        When bpffs is not mounted at /sys/fs/bpf and cannot be mounted here (pinning
+        maps needs it).
+    """
+    if bpffs_mounted():
+        return BPFFS
+    problem = "not root"
+    if os.geteuid() == 0 and BPFFS.is_dir():
+        problem = _mount("bpf", BPFFS) or ""
+        if bpffs_mounted():
+            return BPFFS
+    raise KernelFeatureError(
+        "the bpf filesystem is not mounted, so maps cannot be pinned "
+        f"({problem or 'mount failed'}): run `sudo mount -t bpf bpf {BPFFS}`"
+    )
+
+
 def kprobes_available() -> bool:
     """Return True when the kernel can attach kprobes (kprobe PMU or kprobe_events)."""
     if KPROBE_PMU.exists():

@@ -3,13 +3,17 @@
 :func:`map_for` reads ``spec.kind`` (computed once, see :mod:`bpfnb.object.maptypes`)
 and nothing else: keyed maps get a :class:`~bpfnb.kernel.maps.Map` subclass, event
 streams a :class:`~bpfnb.kernel.streams.EventStream`, every other kind the read-only
-:class:`~bpfnb.kernel.maps.Map`.
+:class:`~bpfnb.kernel.maps.Map`. The rest of the map zoo has its views in their own
+modules: stack traces (:mod:`~bpfnb.kernel.stacks`), queues, stacks and bloom filters
+(:mod:`~bpfnb.kernel.queues`), LPM tries (:mod:`~bpfnb.kernel.lpm`), maps of maps and
+program arrays (:mod:`~bpfnb.kernel.mapinmap`), object storage
+(:mod:`~bpfnb.kernel.storage`) and user ring buffers (:mod:`~bpfnb.kernel.user_ringbuf`).
 """
 
 from __future__ import annotations
 
 from bpfnb.errors import EventTypeError, MapTypeError
-from bpfnb.kernel import maps
+from bpfnb.kernel import lpm, mapinmap, maps, queues, stacks, storage, user_ringbuf
 from bpfnb.kernel.fd import OwnedFd
 from bpfnb.kernel.streams import EventStream, LostCounter, PerfEventArray, RingBuffer
 from bpfnb.object.spec import MapSpec, ObjectSpec
@@ -26,6 +30,19 @@ VIEW_CLASSES: dict[str, type[maps.Map]] = {
     "lru_percpu_hash": maps.LruPerCpuHashMap,
     "histogram": maps.HistogramMap,
     "percpu_histogram": maps.PerCpuHistogramMap,
+    "stack_trace": stacks.StackTraceMap,
+    "queue": queues.QueueMap,
+    "stack": queues.StackMap,
+    "bloom_filter": queues.BloomFilterMap,
+    "lpm_trie": lpm.LpmTrieMap,
+    "array_of_maps": mapinmap.MapOfMaps,
+    "hash_of_maps": mapinmap.MapOfMaps,
+    "prog_array": mapinmap.ProgArrayMap,
+    "task_storage": storage.TaskStorageMap,
+    "inode_storage": storage.InodeStorageMap,
+    "sk_storage": storage.SocketStorageMap,
+    "cgrp_storage": storage.CgroupStorageMap,
+    "user_ringbuf": user_ringbuf.UserRingBuffer,
 }
 #: kind -> event stream class.
 STREAM_CLASSES: dict[str, type[EventStream]] = {
@@ -65,3 +82,6 @@ def map_for(
         return cls(fd, spec, obj)
     except MapTypeError as e:
         raise MapTypeError(f"map {spec.name!r}: {e}") from e
+
+
+mapinmap.set_view_factory(map_for)  # inner maps of a map-in-map get the view of their kind

@@ -2,8 +2,10 @@
 
 Only what :mod:`bpfnb.spec` needs to describe a BPF object file: the section headers
 (name, type, flags, contents) and the symbol table (name, binding, type, section index,
-value, size). No relocation processing, no program headers, no dependency on
-pyelftools.
+value, size); and what stack symbolization needs of executables and shared libraries
+(:mod:`bpfnb.object.symbols`): the program headers (``PT_LOAD`` segments map file
+offsets to addresses) and the dynamic symbol table (``.dynsym``, all a stripped
+library keeps). No relocation processing, no dependency on pyelftools.
 
 Example
 -------
@@ -24,6 +26,13 @@ SHT_PROGBITS = 1
 SHT_SYMTAB = 2
 SHT_STRTAB = 3
 SHT_NOBITS = 8
+SHT_DYNSYM = 11
+
+ET_EXEC = 2
+ET_DYN = 3
+
+PT_LOAD = 1
+PF_X = 1
 
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
@@ -37,12 +46,14 @@ STT_NOTYPE = 0
 STT_OBJECT = 1
 STT_FUNC = 2
 STT_SECTION = 3
+STT_GNU_IFUNC = 10
 
 SHN_UNDEF = 0
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _SYM = struct.Struct("<IBBHQQ")
+_PHDR = struct.Struct("<IIQQQQQQ")
 
 
 class ElfError(BtfError):
@@ -121,6 +132,28 @@ class Symbol:
     size: int
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One program header (executables and shared libraries).
+
+    Attributes
+    ----------
+    type : int
+        ``p_type`` (:data:`PT_LOAD`...).
+    flags : int
+        ``p_flags`` (:data:`PF_X` for code).
+    offset, vaddr, filesz, memsz : int
+        Where the segment starts in the file and in memory, and its sizes there.
+    """
+
+    type: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+
+
 def _cstr(table: bytes, offset: int) -> str:
     end = table.find(b"\0", offset)
     if end < 0:
@@ -149,7 +182,9 @@ class ElfFile:
         if self.data[4] != 2 or self.data[5] != 1:
             raise ElfError("only 64-bit little-endian ELF objects are supported")
         fields = _EHDR.unpack_from(self.data, 0)
+        self.type: int = fields[1]
         self.machine: int = fields[2]
+        self.segments: list[Segment] = self._read_segments(fields[5], fields[9], fields[10])
         shoff, shentsize, shnum, shstrndx = fields[6], fields[11], fields[12], fields[13]
         if shoff == 0 or shnum == 0:
             raise ElfError("ELF file has no section headers")
@@ -188,8 +223,25 @@ class ElfFile:
             raise ElfError("ELF section extends past the end of the file")
         return self.data[offset : offset + size]
 
-    def _read_symbols(self) -> list[Symbol]:
-        symtab = next((s for s in self.sections if s.type == SHT_SYMTAB), None)
+    def _read_segments(self, phoff: int, phentsize: int, phnum: int) -> list[Segment]:
+        if not phoff or not phnum:
+            return []
+        if phentsize != _PHDR.size or phoff + phnum * phentsize > len(self.data):
+            raise ElfError("ELF program header table is truncated or malformed")
+        out = []
+        for i in range(phnum):
+            typ, flags, off, vaddr, _paddr, filesz, memsz, _align = _PHDR.unpack_from(
+                self.data, phoff + i * phentsize
+            )
+            out.append(Segment(typ, flags, off, vaddr, filesz, memsz))
+        return out
+
+    def dynamic_symbols(self) -> list[Symbol]:
+        """The dynamic symbol table (``.dynsym``), read on demand."""
+        return self._read_symbols(SHT_DYNSYM)
+
+    def _read_symbols(self, table: int = SHT_SYMTAB) -> list[Symbol]:
+        symtab = next((s for s in self.sections if s.type == table), None)
         if symtab is None:
             return []
         if symtab.link >= len(self.sections):

@@ -102,6 +102,8 @@ RINGBUF = MAP_TYPE_IDS["ringbuf"]
 WRITABLE_KINDS = frozenset(
     {"hash", "lru_hash", "array", "percpu_hash", "percpu_array", "lru_percpu_hash"}
     | {"histogram", "percpu_histogram"}
+    | {"lpm_trie", "array_of_maps", "hash_of_maps", "prog_array"}
+    | {"task_storage", "inode_storage", "sk_storage", "cgrp_storage"}
 )
 #: Kinds that stream events to a consumer instead of holding keys.
 EVENT_STREAM_KINDS = frozenset({"ringbuf", "perf_event_array"})
@@ -136,6 +138,68 @@ def is_histogram(kind: str) -> bool:
 def is_writable(kind: str) -> bool:
     """Whether bpfnb writes keys and values of this kind from Python."""
     return kind in WRITABLE_KINDS
+
+
+# --------------------------------------------------------------------------------------
+# The rest of the map zoo: stack traces, queues, tries, map-in-map, object storage
+# --------------------------------------------------------------------------------------
+
+#: Kinds shown as flame graphs (stack ids -> frames).
+STACK_TRACE_KINDS = frozenset({"stack_trace"})
+#: FIFO / LIFO maps without keys: push, pop, peek.
+QUEUE_KINDS = frozenset({"queue", "stack"})
+#: Maps whose values are other maps.
+MAP_IN_MAP_KINDS = frozenset({"array_of_maps", "hash_of_maps"})
+#: Storage attached to kernel objects (a task, an inode, a socket, a cgroup).
+STORAGE_KINDS = frozenset({"task_storage", "inode_storage", "sk_storage", "cgrp_storage"})
+#: Kinds whose elements cannot be listed at all: shown as a summary, never as rows.
+UNLISTABLE_KINDS = frozenset({"bloom_filter", "user_ringbuf"})
+#: Kinds bpfnb has a view for; the others get the read-only ``Map`` (and a summary).
+VIEWED_KINDS = (
+    frozenset({"hash", "lru_hash", "array", "percpu_hash", "percpu_array", "lru_percpu_hash"})
+    | HISTOGRAM_KINDS
+    | EVENT_STREAM_KINDS
+    | STACK_TRACE_KINDS
+    | QUEUE_KINDS
+    | MAP_IN_MAP_KINDS
+    | STORAGE_KINDS
+    | UNLISTABLE_KINDS
+    | {"lpm_trie", "prog_array"}
+)
+
+#: ``__uint(pinning, LIBBPF_PIN_BY_NAME)``.
+PIN_BY_NAME = 1
+#: ``map_flags`` of stack trace maps that store build ids instead of addresses.
+BPF_F_STACK_BUILD_ID = 1 << 5
+
+
+def is_stack_trace(kind: str) -> bool:
+    """Whether maps of this kind hold stack traces (shown as flame graphs)."""
+    return kind in STACK_TRACE_KINDS
+
+
+def is_queue(kind: str) -> bool:
+    """Whether maps of this kind are queues or stacks (push / pop / peek)."""
+    return kind in QUEUE_KINDS
+
+
+def is_map_in_map(kind: str) -> bool:
+    """Whether the values of maps of this kind are other maps."""
+    return kind in MAP_IN_MAP_KINDS
+
+
+def is_object_storage(kind: str) -> bool:
+    """Whether maps of this kind are task / inode / socket / cgroup storage."""
+    return kind in STORAGE_KINDS
+
+
+def is_listable(kind: str) -> bool:
+    """Whether bpfnb can show the elements of maps of this kind as rows.
+
+    Bloom filters and user ring buffers cannot be listed; kinds without a bpfnb view
+    (device maps, socket maps, struct_ops, arenas...) are not listed either.
+    """
+    return kind in VIEWED_KINDS and kind not in UNLISTABLE_KINDS
 
 
 # --------------------------------------------------------------------------------------

@@ -49,6 +49,15 @@ class MapSpec:
         ``map_flags``.
     histogram : maptypes.HistogramScheme or None
         The bucket scheme of a ``bpfnb/hist.h`` histogram.
+    inner : MapSpec or None
+        Map-in-map: the inner map template of ``__array(values, struct {...})``.
+    pinning : int
+        ``__uint(pinning, ...)``: :data:`~bpfnb.object.maptypes.PIN_BY_NAME` or 0.
+    map_extra : int
+        ``__uint(map_extra, ...)`` (bloom filters: the number of hash functions).
+    values : str
+        What ``__array(values, ...)`` holds: ``"maps"`` (map-in-map), ``"programs"``
+        (program arrays) or ``""`` when the map has no such member.
     kind : str
         What every dispatch reads (see :func:`bpfnb.object.maptypes.kind_of`):
         ``"hash"``, ``"percpu_array"``, ``"histogram"``, ``"ringbuf"``...
@@ -63,6 +72,10 @@ class MapSpec:
     max_entries: int
     flags: int
     histogram: maptypes.HistogramScheme | None = None
+    inner: MapSpec | None = None
+    pinning: int = 0
+    map_extra: int = 0
+    values: str = ""
     kind: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -122,6 +135,27 @@ def _map_type(member: btf.Member, map_name: str) -> btf.Type:
     )
 
 
+def _map_values(member: btf.Member, map_name: str) -> tuple[str, MapSpec | None]:
+    """Decode ``__array(values, T)``: ``typeof(T) *values[]``.
+
+    Returns ``("maps", inner template)`` for map-in-map (T is a map definition struct)
+    and ``("programs", None)`` for program arrays (T is a function type).
+    """
+    t = btf.resolve(member.type)
+    if isinstance(t, btf.Array):
+        ptr = btf.resolve(t.element)
+        if isinstance(ptr, btf.Pointer):
+            target = btf.resolve(ptr.target)
+            if isinstance(target, btf.FuncProto):
+                return "programs", None
+            if isinstance(target, btf.Struct):
+                return "maps", _parse_map(f"{map_name}.values", target)
+    raise BtfError(
+        f"map {map_name!r}: member 'values' must be declared with __array(values, ...), "
+        f"got {btf.c_name(member.type)}"
+    )
+
+
 def _parse_map(name: str, t: btf.Type) -> MapSpec:
     st = btf.resolve(t)
     if not isinstance(st, btf.Struct):
@@ -132,6 +166,9 @@ def _parse_map(name: str, t: btf.Type) -> MapSpec:
     map_type = max_entries = flags = key_size = value_size = 0
     key: btf.Type | None = None
     value: btf.Type | None = None
+    pinning = map_extra = 0
+    values = ""
+    inner: MapSpec | None = None
     for m in st.members:
         if m.name == "type":
             map_type = _map_int(m, name)
@@ -146,8 +183,13 @@ def _parse_map(name: str, t: btf.Type) -> MapSpec:
         elif m.name == "key":
             key = _map_type(m, name)
         elif m.name == "value":
-            # Map-in-map declares ``__array(values, ...)``; a plain value is __type().
             value = _map_type(m, name)
+        elif m.name == "values":
+            values, inner = _map_values(m, name)
+        elif m.name == "pinning":
+            pinning = _map_int(m, name)
+        elif m.name == "map_extra":
+            map_extra = _map_int(m, name)
     if key is not None:
         size = btf.size_of(key)
         if key_size and key_size != size:
@@ -162,8 +204,24 @@ def _parse_map(name: str, t: btf.Type) -> MapSpec:
                 f"map {name!r}: value_size {value_size} differs from sizeof({btf.c_name(value)})"
             )
         value_size = size
+    if values and not value_size:
+        value_size = 4  # a map fd / program fd from user space, an id when read back
     histogram = maptypes.histogram_scheme(name, map_type, key)
-    return MapSpec(name, map_type, key, value, key_size, value_size, max_entries, flags, histogram)
+    return MapSpec(
+        name,
+        map_type,
+        key,
+        value,
+        key_size,
+        value_size,
+        max_entries,
+        flags,
+        histogram,
+        inner=inner,
+        pinning=pinning,
+        map_extra=map_extra,
+        values=values,
+    )
 
 
 class ObjectSpec:

@@ -17,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bpfnb.ui import html, refresh, widgets
+from bpfnb.ui import flamegraph, html, refresh, summary, widgets
 from bpfnb.ui.refresh import Refresher
 from bpfnb.ui.sources import MapSource, ProgramSource
 from bpfnb.ui.views import ProgramHeader, View, view_for
 
 __all__ = ["DETACHED_NOTE", "Dashboard", "dashboard", "live_view"]
+
+#: The views they register with view_for: flame graphs, summaries of unlistable maps.
+_REGISTERED_VIEWS = (flamegraph.FlameGraph, summary.MapSummary)
 
 #: The header's note after Stop.
 DETACHED_NOTE = "detached; maps stay readable until the program is closed"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from bpfnb.ui.views import (
     is_numeric,
 )
 
-__all__ = ["CSS", "StaticView", "cell", "render", "table"]
+__all__ = ["CSS", "StaticView", "cell", "register_body", "render", "table"]
 
 CSS = """<style>
 .bpfnb-view{font-family:var(--jp-ui-font-family,sans-serif);font-size:12px}
@@ -156,7 +157,19 @@ def _program_header(view: ProgramHeader) -> str:
     )
 
 
+#: Bodies of the views other modules define (:mod:`bpfnb.ui.flamegraph`...), by class.
+_BODIES: dict[type[View], Callable[[Any], str]] = {}
+
+
+def register_body(cls: type[View], render_body: Callable[[Any], str]) -> None:
+    """Draw views of class ``cls`` with ``render_body(view) -> HTML``."""
+    _BODIES[cls] = render_body
+
+
 def _body(view: View) -> str:
+    extra = _BODIES.get(type(view))
+    if extra is not None:
+        return extra(view)
     if isinstance(view, LiveTable):
         return _live_table(view)
     if isinstance(view, EventTail):

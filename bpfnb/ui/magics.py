@@ -66,6 +66,9 @@ class BpfMagics(Magics):
     progress = Bool(True, help="Show a one-line progress status while compiling/loading.").tag(
         config=True
     )
+    keep_maps = Bool(
+        False, help="Re-running a cell keeps the maps whose declaration did not change."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -78,13 +81,18 @@ class BpfMagics(Magics):
         """Compile/load/attach a cell (``%%bpf NAME``) or manage programs (``%bpf ...``).
 
         Cell: ``%%bpf NAME [-D NAME[=VALUE]] [-I DIR] [--cflags "..."] [--no-attach]
-        [--no-display] [--interval SECONDS] [--set VAR=VALUE] [--compile-only]
+        [--no-display] [--interval SECONDS] [--set VAR=VALUE] [--compile-only] [--force]
         [--fleet [HOST,...]]``.
+
+        Cell options of the map zoo: ``--sample-freq HZ`` / ``--sample-period N``
+        (``SEC("perf_event")`` programs), ``--keep-maps`` (a re-run keeps unchanged
+        maps), ``--use [MAP=]PROG.MAP`` (use another program's map).
 
         Line: ``%bpf list``, ``%bpf stop NAME``, ``%bpf stop --all``,
         ``%bpf export NAME.MAP PATH.csv``, ``%bpf doctor``, ``%bpf templates``,
-        ``%bpf template TEMPLATE [NAME] [--show] [cell options]``,
-        ``%bpf cluster``, ``%bpf cluster connect ADDRESS``, ``%bpf cluster disconnect``.
+        ``%bpf template TEMPLATE [NAME] [--show] [cell options]``, ``%bpf pins``,
+        ``%bpf unpin NAME``, ``%bpf unpin --all``, ``%bpf cluster``,
+        ``%bpf cluster connect ADDRESS``, ``%bpf cluster disconnect``.
         """
         if cell is not None:
             return self._run_cell(command.parse_cell_args(line), cell)
@@ -153,6 +161,8 @@ class BpfMagics(Magics):
             self._run_fleet_cell(args, source, status)
             return None
         status.update(f"{args.name}: compiling and loading…")
+        previous = self.bound.get(args.name)
+        keep = self.keep_maps if args.keep_maps is None else args.keep_maps
         prog = pipeline.load(
             source,
             name=args.name,
@@ -162,6 +172,12 @@ class BpfMagics(Magics):
             include_dirs=args.include_dirs,
             cflags=args.cflags,
             line_offset=CELL_LINE_OFFSET,
+            sample_freq=args.sample_freq,
+            sample_period=args.sample_period,
+            keep_maps_from=previous
+            if keep and previous is not None and not previous.closed
+            else None,
+            use=self._used_maps(args.use),
         )
         # The new version is loaded (and attached): only now replace the old one.
         old = self.bound.pop(args.name, None)
@@ -179,6 +195,8 @@ class BpfMagics(Magics):
         )
         for warning in warnings[:3]:
             summary += f"\n  warning, line {warning.line}: {warning.message}"
+        for note in prog.notes:
+            summary += f"\n  {note}"
         status.update(summary)
         if args.display and self.display_dashboard:
             self._display(prog, args.interval or self.interval)
@@ -214,6 +232,20 @@ class BpfMagics(Magics):
             found += [*fleet_program.programs(), *self.fleet_bound.values()]
         live = [p for p in found if not p.closed]
         return run_sql(line, cell, live, self.shell.user_ns if self.shell is not None else None)
+
+    def _used_maps(self, uses: dict[str, str]) -> dict[str, Any]:
+        """``--use`` options -> {cell map name: the other program's map view}."""
+        out: dict[str, Any] = {}
+        for local, source in uses.items():
+            prog_name, map_name = source.split(".", 1)
+            prog = self._find(prog_name)
+            if map_name not in prog.maps:
+                raise CommandError(
+                    f"--use {source}: program {prog_name!r} has no map {map_name!r} "
+                    f"(maps: {', '.join(prog.maps) or 'none'})"
+                )
+            out[local] = prog.maps[map_name]
+        return out
 
     def _display(self, prog: Program, interval: float) -> None:
         from bpfnb.ui.dashboard import dashboard  # static HTML without ipywidgets
@@ -304,6 +336,34 @@ class BpfMagics(Magics):
         from bpfnb.ui import fleet as fleet_ui
 
         return fleet_ui.line_cluster(args)
+
+    def _line_pins(self, args: command.LineArgs) -> pd.DataFrame:
+        from bpfnb.kernel import reuse
+
+        rows = [
+            {
+                "name": p.name,
+                "type": p.type,
+                "id": p.id,
+                "key_size": p.key_size,
+                "value_size": p.value_size,
+                "max_entries": p.max_entries,
+                "path": p.path,
+            }
+            for p in reuse.pins()
+        ]
+        columns = ["name", "type", "id", "key_size", "value_size", "max_entries", "path"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def _line_unpin(self, args: command.LineArgs) -> None:
+        from bpfnb.errors import BpfnbError
+        from bpfnb.kernel import reuse
+
+        try:
+            removed = reuse.unpin(None if args.all else args.name)
+        except BpfnbError as err:
+            raise CommandError(str(err)) from None
+        print(f"unpinned {len(removed)} map(s)" + (f": {', '.join(removed)}" if removed else ""))
 
     def _line_doctor(self, args: command.LineArgs) -> None:
         print(system.format_checks(system.doctor()))

@@ -51,6 +51,7 @@ __all__ = [
     "RateTracker",
     "View",
     "is_numeric",
+    "register_view",
     "view_for",
 ]
 
@@ -441,9 +442,28 @@ class ProgramHeader(View):
 
 # -- kind -> view ----------------------------------------------------------------------
 
+#: Builders of the views other modules define for the kinds they know
+#: (:mod:`bpfnb.ui.flamegraph`, :mod:`bpfnb.ui.summary`), asked first, in order.
+ViewBuilder = Callable[[MapSource], "View | None"]
+_EXTRA_VIEWS: list[ViewBuilder] = []
+
+
+def register_view(builder: ViewBuilder) -> None:
+    """Let ``builder(source)`` return the view of the kinds it knows (None for others)."""
+    if builder not in _EXTRA_VIEWS:
+        _EXTRA_VIEWS.append(builder)
+
 
 def view_for(source: MapSource) -> View:
-    """Return the view of a map: event tail, histogram chart or table, by its kind."""
+    """Return the view of a map: event tail, histogram chart or table, by its kind.
+
+    Views registered with :func:`register_view` (flame graphs, summaries of maps that
+    cannot be listed) come first.
+    """
+    for build in _EXTRA_VIEWS:
+        made = build(source)
+        if made is not None:
+            return made
     if is_event_source(source):
         return EventTail(source)
     if is_histogram_source(source):

@@ -32,6 +32,7 @@ import nbformat
 import pytest
 
 from conftest import IN_CI, ROOT, require_kernel
+from native import SPIN_FUNCTION, build_stack_target
 
 pytestmark = pytest.mark.browser
 
@@ -389,3 +390,148 @@ def test_quickstart_live_in_browser(lab: Lab, browser: Any) -> None:
         assert "getppid calls by pid" in text and ": 1000" in text
     finally:
         page.close()
+
+
+# --------------------------------------------------------------------------------------
+# The map zoo: a live flame graph and an LPM trie table
+# --------------------------------------------------------------------------------------
+
+LPM_CELL = r"""%%bpf lpm_demo --interval 1
+struct v4_key { u32 prefixlen; u8 addr[4]; };
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct v4_key);
+    __type(value, u64);
+    __uint(max_entries, 64);
+} routes SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    struct v4_key k = { .prefixlen = 32, .addr = {10, 1, 2, 3} };
+    u64 *hits = bpf_map_lookup_elem(&routes, &k);
+    if (hits)
+        __sync_fetch_and_add(hits, 1);
+    return 0;
+}"""
+
+READ_FLAME = """(spinName) => {
+  const root = document.querySelector('.bpfnb-view.bpfnb-flamegraph .bpfnb-fg');
+  if (!root) return null;
+  const width = root.querySelector('.bpfnb-fg-area').getBoundingClientRect().width;
+  const frames = Array.from(root.querySelectorAll('.bpfnb-fg-f')).map(f => ({
+    key: f.dataset.k, name: f.dataset.n, depth: Number(f.dataset.d),
+    share: getComputedStyle(f).display === 'none' ? 0 : f.getBoundingClientRect().width / width,
+  }));
+  const spin = frames.find(f => f.name === spinName);
+  return {
+    total: Number(root.dataset.total), zoom: root.dataset.zoom || '', frames: frames,
+    spin: spin || null, detail: root.querySelector('.bpfnb-fg-detail').textContent,
+  };
+}"""
+
+
+def _retry(action: Any, attempts: int = 5) -> Any:
+    """Run ``action`` again when a refresh replaced the element under it."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(attempts):
+        try:
+            return action()
+        except PlaywrightError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.3)
+    return None
+
+
+def test_flame_graph_and_lpm_in_browser(lab: Lab, browser: Any) -> None:
+    """A live profile flame graph (hover, click to zoom, zoom kept over refreshes) and an
+    LPM trie's table, in JupyterLab."""
+    require_kernel()
+    spinner = subprocess.Popen(
+        [str(build_stack_target()), "spin", "120"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    try:
+        assert spinner.stdout is not None and spinner.stdin is not None
+        pid = int(spinner.stdout.readline())
+        spinner.stdin.write("go\n")
+        spinner.stdin.flush()
+        _write_notebook(
+            lab.root / "zoo.ipynb",
+            [
+                "%load_ext bpfnb",
+                f"%bpf template profile prof --set target_pid={pid} --sample-freq 199",
+                LPM_CELL,
+                'lpm_demo.routes["10.0.0.0/8"] = 1\nlpm_demo.routes["10.1.0.0/16"] = 2\n'
+                'print("routes set")',
+            ],
+        )
+        _open_notebook(page, lab, "zoo.ipynb")
+        _run_all(page)
+        _wait_for_text(page, "routes set", timeout=120)
+        deadline = time.monotonic() + 60
+
+        def narrow_callee(flame: Any) -> Any:
+            """A callee of the spinning function narrower than half the graph."""
+            if flame is None or flame["spin"] is None:
+                return None
+            depth = flame["spin"]["depth"] + 1
+            found = [f for f in flame["frames"] if f["depth"] == depth and 0 < f["share"] < 0.5]
+            return found[0] if found else None
+
+        flame = page.evaluate(READ_FLAME, SPIN_FUNCTION)
+        while (flame is None or flame["total"] < 30 or narrow_callee(flame) is None) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+            flame = page.evaluate(READ_FLAME, SPIN_FUNCTION)
+        assert flame is not None and flame["total"] >= 30 and flame["spin"], flame
+        # the spinning function holds (nearly) every sample of its process
+        assert flame["spin"]["share"] >= 0.8 and flame["zoom"] == "", flame["spin"]
+        callee = narrow_callee(flame)
+        assert callee is not None, flame["frames"]
+        OUTPUT.mkdir(exist_ok=True)
+        _screenshot_live(page, ".bpfnb-view.bpfnb-flamegraph", OUTPUT / "zoo-flamegraph.png")
+        spin = f'.bpfnb-flamegraph .bpfnb-fg-f[data-n="{SPIN_FUNCTION}"]'
+        # hover: the frame's name and samples in the line above the graph
+        _retry(lambda: page.locator(spin).first.hover(timeout=5000))
+        detail = page.evaluate(READ_FLAME, SPIN_FUNCTION)["detail"]
+        assert detail.startswith(SPIN_FUNCTION) and "samples" in detail, detail
+        # click a narrow callee: it spans the whole graph, its callers stay above it
+        target = f'.bpfnb-flamegraph .bpfnb-fg-f[data-k="{callee["key"]}"]'
+        _retry(lambda: page.locator(target).first.click(timeout=5000))
+
+        def share_of(flame: Any, key: str) -> float:
+            return float(next((f["share"] for f in flame["frames"] if f["key"] == key), 0.0))
+
+        zoomed = page.evaluate(READ_FLAME, SPIN_FUNCTION)
+        assert zoomed["zoom"] == callee["key"], zoomed["zoom"]
+        assert share_of(zoomed, callee["key"]) > 0.99 and zoomed["spin"]["share"] > 0.99
+        # a refresh redraws the graph with more samples: the zoom stays
+        time.sleep(2.5)
+        later = page.evaluate(READ_FLAME, SPIN_FUNCTION)
+        assert later["total"] > zoomed["total"], (zoomed["total"], later["total"])
+        assert later["zoom"] == callee["key"] and share_of(later, callee["key"]) > 0.99
+        _screenshot_live(page, ".bpfnb-view.bpfnb-flamegraph", OUTPUT / "zoo-flamegraph-zoomed.png")
+        # the LPM trie's table shows its prefixes
+        table = page.locator(".bpfnb-view.bpfnb-table", has_text="routes (lpm_trie)").first
+        deadline = time.monotonic() + 30
+        while "10.1.0.0/16" not in table.inner_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        text = table.inner_text()
+        assert "10.0.0.0/8" in text and "10.1.0.0/16" in text, text
+        _screenshot_live(
+            page, '.bpfnb-view.bpfnb-table:has-text("routes (lpm_trie)")', OUTPUT / "zoo-lpm.png"
+        )
+        outputs = _outputs_text(page)
+        assert "refresh failed" not in outputs and "Traceback" not in outputs, outputs[-3000:]
+    finally:
+        page.close()
+        spinner.kill()
+        spinner.wait(timeout=10)

@@ -16,7 +16,16 @@ from conftest import ROOT
 
 UI = ROOT / "bpfnb" / "ui"
 # magics.py is the %%bpf front end, rewritten over the pipeline: not a live-view module.
-LIVE_VIEW_MODULES = ["sources", "refresh", "views", "html", "widgets", "dashboard"]
+LIVE_VIEW_MODULES = [
+    "sources",
+    "refresh",
+    "views",
+    "html",
+    "flamegraph",
+    "summary",
+    "widgets",
+    "dashboard",
+]
 # The front ends over them: %%bpf / %bpf, the fleet's dashboard and actions, %%bpfsql.
 FRONT_END_MODULES = ["magics", "fleet", "sql"]
 

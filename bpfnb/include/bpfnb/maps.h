@@ -27,6 +27,10 @@
  *
  *     BPF_RINGBUF(name, bytes)               ring buffer (bytes: a power of 2, >= 4096)
  *     BPF_PERF_OUTPUT(name)                  perf event array, one slot per CPU
+ *
+ * Stacks, for bpf_get_stackid() (bpfnb symbolizes them and draws flame graphs):
+ *
+ *     BPF_STACK_TRACE(name, max_entries)     stack id -> up to 127 addresses
  */
 #ifndef __BPFNB_MAPS_H__
 #define __BPFNB_MAPS_H__
@@ -86,6 +90,17 @@
 		__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);  \
 		__uint(key_size, sizeof(__u32));              \
 		__uint(value_size, sizeof(__u32));            \
+	} _name SEC(".maps")
+
+/* PERF_MAX_STACK_DEPTH addresses per stack. */
+#define BPFNB_STACK_DEPTH 127
+
+#define BPF_STACK_TRACE(_name, _max)                                      \
+	struct {                                                          \
+		__uint(type, BPF_MAP_TYPE_STACK_TRACE);                   \
+		__uint(key_size, sizeof(__u32));                          \
+		__uint(value_size, BPFNB_STACK_DEPTH * sizeof(__u64));    \
+		__uint(max_entries, _max);                                \
 	} _name SEC(".maps")
 
 #endif /* __BPFNB_MAPS_H__ */

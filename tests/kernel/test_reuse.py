@@ -1,0 +1,208 @@
+"""Maps that outlive a re-run, maps shared between programs, pinned maps.
+
+- ``keep_maps_from``: count N getpid calls, load a changed program body that keeps the
+  map, count M more: the map says N + M; a map whose value type changed is recreated
+  and the program's notes say why;
+- ``use``: a consumer program uses the producer's map; both count into it; closing the
+  producer leaves the map to the consumer;
+- pinning by name: a second load (after the first closed) finds the pinned map with its
+  counts; ``unpin`` removes it; nothing stays pinned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import bpfnb
+from bpfnb import pipeline
+from bpfnb.errors import MapTypeError
+from bpfnb.kernel import reuse
+from bpfnb.object import maptypes
+
+from workload import Workload
+
+COUNTER = r"""
+BPF_HASH(counts, u32, u64, 1024);
+BPF_HASH(last, u32, u32, 16);
+const volatile u32 target = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target)
+        return 0;
+    u64 one = 1, *n = bpf_map_lookup_elem(&counts, &pid);
+    if (n) __sync_fetch_and_add(n, 1);
+    else bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
+    return 0;
+}
+"""
+# Another body (a different hook and arithmetic) with the same `counts`; `last` changes type.
+CHANGED = r"""
+BPF_HASH(counts, u32, u64, 1024);
+BPF_HASH(last, u32, u64, 16);
+const volatile u32 target = 0;
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_enter, struct pt_regs *regs, long id)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (id != 39 || pid != target)
+        return 0;
+    u64 one = 1, *n = bpf_map_lookup_elem(&counts, &pid);
+    if (n) *n += 1;
+    else bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
+    return 0;
+}
+"""
+CONSUMER = r"""
+BPF_HASH(counts, u32, u64, 1024);
+const volatile u32 target = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target)
+        return 0;
+    u64 ten = 10, *n = bpf_map_lookup_elem(&counts, &pid);
+    if (n) __sync_fetch_and_add(n, 10);
+    else bpf_map_update_elem(&counts, &pid, &ten, BPF_NOEXIST);
+    return 0;
+}
+"""
+PINNED = r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 64);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} pinned_counts SEC(".maps");
+const volatile u32 target = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target)
+        return 0;
+    u64 one = 1, *n = bpf_map_lookup_elem(&pinned_counts, &pid);
+    if (n) __sync_fetch_and_add(n, 1);
+    else bpf_map_update_elem(&pinned_counts, &pid, &one, BPF_NOEXIST);
+    return 0;
+}
+"""
+
+
+@pytest.fixture
+def workload(kernel: None) -> Iterator[Workload]:
+    with Workload() as w:
+        yield w
+
+
+def test_keep_maps_counts_continue(clean_kernel: tuple[int, int, int], workload: Workload) -> None:
+    n, m = 29, 13
+    first = bpfnb.load(COUNTER, name="kept", globals={"target": workload.pid})
+    with first:
+        workload.run("getpid", n)
+        first.last[1] = 7
+        assert first.counts[workload.pid] == n
+        second = bpfnb.load(
+            CHANGED, name="kept", globals={"target": workload.pid}, keep_maps_from=first
+        )
+        with second:
+            # the previous version stopped counting into the kept map (no double counts)
+            assert not first.attached and second.attached
+            assert second.counts[workload.pid] == n  # carried over
+            assert second.notes[:2] == [
+                "kept maps (contents carried over): counts",
+                "recreated maps: last (value type changed: u32 -> u64)",
+            ]
+            assert second.last.get(1) is None and first.last[1] == 7
+            workload.run("getpid", m)
+            assert second.counts[workload.pid] == n + m == first.counts[workload.pid]
+            first.close()
+            workload.run("getpid", m)
+            assert second.counts[workload.pid] == n + 2 * m
+
+
+def test_keep_maps_attach_failure_restores_previous(
+    clean_kernel: tuple[int, int, int], workload: Workload
+) -> None:
+    with bpfnb.load(COUNTER, name="kept2", globals={"target": workload.pid}) as first:
+        broken = COUNTER.replace("sys_enter_getpid", "sys_enter_no_such_call")
+        with pytest.raises(bpfnb.AttachError):
+            bpfnb.load(broken, name="kept2", keep_maps_from=first)
+        assert first.attached
+        workload.run("getpid", 3)
+        assert first.counts[workload.pid] == 3
+
+
+def test_use_shares_a_map(clean_kernel: tuple[int, int, int], workload: Workload) -> None:
+    producer = bpfnb.load(COUNTER, name="producer", globals={"target": workload.pid})
+    try:
+        consumer = bpfnb.load(
+            CONSUMER,
+            name="consumer",
+            globals={"target": workload.pid},
+            use={"counts": producer.counts},
+        )
+    except BaseException:
+        producer.close()
+        raise
+    with consumer:
+        assert consumer.notes == ["map counts is producer.counts (shared)"]
+        workload.run("getpid", 5)
+        workload.run("getppid", 2)
+        assert producer.counts[workload.pid] == 5 + 20 == consumer.counts[workload.pid]
+        producer.close()
+        workload.run("getppid", 1)
+        assert consumer.counts[workload.pid] == 35
+    other = bpfnb.load(COUNTER, name="p2", globals={"target": 1})
+    with other, pytest.raises(MapTypeError, match="differs: value type changed: u32 -> u64"):
+        bpfnb.load(CONSUMER, name="c2", use={"counts": other.last})
+
+
+@pytest.fixture
+def pin_dir(kernel: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private folder on the bpf filesystem for this test's pins; must end empty."""
+    folder = Path(f"/sys/fs/bpf/bpfnb-test-{os.getpid()}")
+    monkeypatch.setenv(reuse.PIN_DIR_ENV, str(folder))
+    yield folder
+    leftovers = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    for name in leftovers:
+        (folder / name).unlink()
+    if folder.exists():
+        folder.rmdir()
+    assert leftovers == [], f"pins leaked: {leftovers}"
+
+
+def test_pinned_map_survives_the_program(
+    clean_kernel: tuple[int, int, int], workload: Workload, pin_dir: Path
+) -> None:
+    n, m = 8, 3
+    spec = pipeline.build_only(PINNED, "pin0").spec.maps["pinned_counts"]
+    assert spec.pinning == maptypes.PIN_BY_NAME
+    with bpfnb.load(PINNED, name="pin1", globals={"target": workload.pid}) as first:
+        assert first.notes == [f"map pinned_counts pinned at {pin_dir / 'pinned_counts'}"]
+        workload.run("getpid", n)
+    # the program is gone, its map is pinned
+    pins = reuse.pins()
+    assert [(p.name, p.type, p.key_size, p.value_size, p.max_entries) for p in pins] == [
+        ("pinned_counts", "hash", 4, 8, 64)
+    ]
+    with bpfnb.load(PINNED, name="pin2", globals={"target": workload.pid}) as second:
+        assert second.pinned_counts[workload.pid] == n
+        workload.run("getpid", m)
+        assert second.pinned_counts[workload.pid] == n + m
+        assert reuse.pins()[0].id == pins[0].id
+    assert reuse.unpin("pinned_counts") == ["pinned_counts"]
+    assert reuse.pins() == []
+    with pytest.raises(bpfnb.BpfnbError, match="no pinned map named 'nope'"):
+        reuse.unpin("nope")
