@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bpfnb import diagnostics
-from bpfnb.build import compiler, eventtypes
+from bpfnb.build import compiler, eventtypes, headers
 from bpfnb.build.patch_globals import patch_object
 from bpfnb.errors import BpfnbError, EventTypeError
 from bpfnb.kernel import loader, session, system
-from bpfnb.kernel.program import Program
-from bpfnb.object import maptypes
+from bpfnb.kernel.program import HIDDEN_PREFIX, Program
+from bpfnb.object import code, maptypes
 from bpfnb.object.spec import ObjectSpec
 
 
@@ -48,6 +48,10 @@ class Built:
         The file name clang saw for the cell (``NAME.bpf.c``), as line info names it.
     line_offset : int
         Lines before the cell's first C line in the user's editor (1 for ``%%bpf``).
+    headers : list of str
+        Texts of the user headers the cell includes (event types are found there too).
+    notes : list of str
+        What the build decided for the user (rewrites of the source).
     """
 
     name: str
@@ -57,6 +61,8 @@ class Built:
     compile_result: compiler.CompileResult | None
     cell_file: str
     line_offset: int = 0
+    headers: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def event_types(self) -> dict[str, str | EventTypeError | None]:
         """The event C type of every event stream map, found in the cell's text."""
@@ -65,7 +71,7 @@ class Built:
             if not maptypes.is_event_stream(spec.kind):
                 continue
             try:
-                out[name] = eventtypes.event_type_name(self.source, name)
+                out[name] = eventtypes.event_type_name(self.source, name, self.headers)
             except EventTypeError as err:
                 out[name] = err
         return out
@@ -106,20 +112,31 @@ def build_only(
     source, object_path = _read_source(source_or_path)
     result = None
     cell_file = f"{name}.bpf.c"
+    texts: list[str] = []
     if object_path is None:
+        texts = [h.text for h in headers.user_headers(source, include_dirs or [], cflags or [])]
         result = compiler.compile_cell(
             source,
             name,
             defines=dict(defines or {}),
             include_dirs=include_dirs or [],
             cflags=cflags or [],
-            epilogue=eventtypes.epilogue(source),
+            epilogue=eventtypes.epilogue(source, texts),
             line_offset=line_offset,
         )
         object_path = result.object_path
         cell_file = result.source_name
     data = object_path.read_bytes()
-    return Built(name, source, data, ObjectSpec.from_bytes(data), result, cell_file, line_offset)
+    return Built(
+        name,
+        source,
+        data,
+        ObjectSpec.from_bytes(data),
+        result,
+        cell_file,
+        line_offset,
+        headers=texts,
+    )
 
 
 def load_built(
@@ -151,6 +168,7 @@ def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None
 
     with loader.interrupts_deferred():
         opened = loader.open_object(data, built.spec, built.name)
+        _leave_out_unused_hidden_maps(opened, built.spec)
         loaded = opened.load(failure=failure)
         prog: Program | None = None
         try:
@@ -160,6 +178,7 @@ def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None
                 source=built.source,
                 build=built.compile_result,
                 event_types=built.event_types(),
+                notes=list(built.notes),
             )
             if attach:
                 loaded.attach()
@@ -172,6 +191,14 @@ def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None
             raise
         session.register(prog)
     return prog
+
+
+def _leave_out_unused_hidden_maps(opened: loader.OpenObject, spec: ObjectSpec) -> None:
+    """Do not create bpfnb's own maps (``bpfnb_drops``) when no code refers to them."""
+    used = code.referenced_maps(spec.functions)
+    for name in opened.maps:
+        if name.startswith(HIDDEN_PREFIX) and name not in used:
+            opened.set_autocreate(name, False)
 
 
 def load(

@@ -232,6 +232,12 @@ class OpenObject:
         _check(self._lib.bpf_map__set_max_entries(m.ptr, entries), f"max_entries of {map_name!r}")
         m.max_entries = entries
 
+    def set_autocreate(self, map_name: str, create: bool) -> None:
+        """Create ``map_name`` at load or leave it out (no program may refer to it)."""
+        self._live()
+        m = self.maps[map_name]
+        _check(self._lib.bpf_map__set_autocreate(m.ptr, create), f"autocreate of {map_name!r}")
+
     def reuse_map(self, map_name: str, fd: int) -> None:
         """Use the existing map ``fd`` instead of creating ``map_name`` (libbpf dups it)."""
         self._live()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from bpfnb.errors import EventTypeError, MapTypeError
 from bpfnb.kernel import maps
+from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
-from bpfnb.kernel.streams import EventStream, LostCounter, PerfEventArray, RingBuffer
+from bpfnb.kernel.streams import EventStream, PerfEventArray, RingBuffer
 from bpfnb.object.spec import MapSpec, ObjectSpec
 
 MapView = maps.Map | EventStream
@@ -40,7 +41,7 @@ def map_for(
     obj: ObjectSpec | None = None,
     *,
     event_type: str | EventTypeError | None = None,
-    lost: LostCounter | None = None,
+    lost: DropCounter | None = None,
 ) -> MapView:
     """Wrap a map fd in the view of its kind.
 
@@ -54,8 +55,8 @@ def map_for(
         The object the map belongs to (its BTF).
     event_type : str, EventTypeError or None
         Event streams: the C type of the events (or why it is unknown).
-    lost : LostCounter, optional
-        Event streams: where failed submissions are counted.
+    lost : DropCounter, optional
+        Event streams: where failed submissions are counted (``bpfnb_drops``).
     """
     stream = STREAM_CLASSES.get(spec.kind)
     if stream is not None:

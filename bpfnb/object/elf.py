@@ -2,7 +2,8 @@
 
 Only what :mod:`bpfnb.spec` needs to describe a BPF object file: the section headers
 (name, type, flags, contents) and the symbol table (name, binding, type, section index,
-value, size). No relocation processing, no program headers, no dependency on
+value, size) and the ``SHT_REL`` relocation entries (which symbol each instruction
+refers to; they are read, not applied). No program headers, no dependency on
 pyelftools.
 
 Example
@@ -24,6 +25,7 @@ SHT_PROGBITS = 1
 SHT_SYMTAB = 2
 SHT_STRTAB = 3
 SHT_NOBITS = 8
+SHT_REL = 9
 
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
@@ -43,6 +45,7 @@ SHN_UNDEF = 0
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _SYM = struct.Struct("<IBBHQQ")
+_REL = struct.Struct("<QQ")
 
 
 class ElfError(BtfError):
@@ -119,6 +122,25 @@ class Symbol:
     section: int
     value: int
     size: int
+
+
+@dataclass(frozen=True)
+class Relocation:
+    """One ``SHT_REL`` entry: the symbol an instruction of a section refers to.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset of the instruction in the section the relocation applies to.
+    symbol : int
+        Index of the symbol in the symbol table.
+    type : int
+        ``R_BPF_*`` relocation type.
+    """
+
+    offset: int
+    symbol: int
+    type: int
 
 
 def _cstr(table: bytes, offset: int) -> str:
@@ -220,3 +242,14 @@ class ElfFile:
         return sorted(
             (s for s in self.symbols if s.section == section), key=lambda s: (s.value, s.index)
         )
+
+    def relocations(self, section: int) -> list[Relocation]:
+        """The relocations applied to section *section* (by index), in file order."""
+        out: list[Relocation] = []
+        for rel in self.sections:
+            if rel.type != SHT_REL or rel.info != section:
+                continue
+            for i in range(len(rel.data) // _REL.size):
+                offset, info = _REL.unpack_from(rel.data, i * _REL.size)
+                out.append(Relocation(offset, info >> 32, info & 0xFFFFFFFF))
+        return out

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpfnb.errors import BtfError
-from bpfnb.object import btf, maptypes
+from bpfnb.object import btf, code, maptypes
 from bpfnb.object.elf import STT_FUNC, STT_OBJECT, ElfFile
 
 _GLOBAL_PREFIXES = (".rodata", ".data", ".bss")
+#: Names of the maps bpfnb's prelude defines for itself (``bpfnb_drops``).
+HIDDEN_PREFIX = "bpfnb_"
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ class ObjectSpec:
         self.programs = programs
         self.globals = globals_
         self.license = license_
+        self._elf: ElfFile | None = None
+        self._functions: dict[str, code.FunctionCode] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -267,7 +271,24 @@ class ObjectSpec:
         lic = elf.section("license")
         if lic is not None:
             license_ = lic.data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-        return cls(types, maps, programs, globals_, license_)
+        spec = cls(types, maps, programs, globals_, license_)
+        spec._elf = elf
+        return spec
+
+    @property
+    def functions(self) -> dict[str, code.FunctionCode]:
+        """What each function refers to (maps, helpers), read on first use.
+
+        Empty for a spec not read from an object file.
+        """
+        if self._functions is None:
+            self._functions = code.functions(self._elf) if self._elf is not None else {}
+        return self._functions
+
+    @property
+    def user_maps(self) -> dict[str, MapSpec]:
+        """The maps the user declared: :attr:`maps` without bpfnb's own (``bpfnb_*``)."""
+        return {n: m for n, m in self.maps.items() if not n.startswith(HIDDEN_PREFIX)}
 
     def struct_types(self) -> dict[str, btf.Struct]:
         """Every named struct of the object's BTF, by name (first definition wins)."""

@@ -105,7 +105,7 @@ class BpfMagics(Magics):
                 f"{args.name}: compiled in {result.seconds * 1000:.0f} ms"
                 f"{' (cached)' if result.cached else ''} -> {result.object_path}\n"
                 f"  programs: {', '.join(f'{p.name} [{p.section}]' for p in spec.programs)}\n"
-                f"  maps: {', '.join(f'{m.name} ({m.type_name})' for m in spec.maps.values())}"
+                f"  maps: {', '.join(f'{m.name} ({m.type_name})' for m in spec.user_maps.values())}"
             )
             return None
         status.update(f"{args.name}: compiling and loading…")
