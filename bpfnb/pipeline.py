@@ -12,17 +12,18 @@ the kernel.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bpfnb import diagnostics
-from bpfnb.build import compiler, eventtypes, headers
+from bpfnb.build import compiler, eventtypes, headers, kfuncs
 from bpfnb.build.patch_globals import patch_object
 from bpfnb.errors import BpfnbError, EventTypeError
-from bpfnb.kernel import loader, session, system
+from bpfnb.kernel import bpf, configure, loader, session, system
 from bpfnb.kernel.program import HIDDEN_PREFIX, Program
 from bpfnb.object import code, maptypes
 from bpfnb.object.spec import ObjectSpec
@@ -101,8 +102,11 @@ def build_only(
     include_dirs: list[str] | None = None,
     cflags: list[str] | None = None,
     line_offset: int = 0,
+    bcc: bool | None = None,
 ) -> Built:
     """Compile (when given C) and describe a program; needs no kernel and no privilege.
+
+    ``bcc`` reads the source as BCC's C dialect (None: detect it).
 
     Raises
     ------
@@ -123,6 +127,7 @@ def build_only(
             cflags=cflags or [],
             epilogue=eventtypes.epilogue(source, texts),
             line_offset=line_offset,
+            preamble=kfuncs.preamble([source, *texts]),
         )
         object_path = result.object_path
         cell_file = result.source_name
@@ -144,8 +149,13 @@ def load_built(
     *,
     attach: bool = True,
     global_values: Mapping[str, Any] | None = None,
+    programs: Sequence[str] | str | None = None,
+    skip: Sequence[str] | str | None = None,
+    max_entries: Mapping[str, int] | None = None,
 ) -> Program:
     """Load, wrap, attach and start a built program (the kernel half).
+
+    ``programs``, ``skip`` and ``max_entries`` are those of :func:`load`.
 
     Raises
     ------
@@ -153,32 +163,65 @@ def load_built(
         With a short message; nothing stays in the kernel.
     """
     system.ensure_privileges()
-    return _load(built, attach=attach, global_values=global_values)
+    return _load(
+        built,
+        attach=attach,
+        global_values=global_values,
+        programs=programs,
+        skip=skip,
+        max_entries=max_entries,
+    )
 
 
-def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None) -> Program:
+def _load(
+    built: Built,
+    *,
+    attach: bool,
+    global_values: Mapping[str, Any] | None,
+    programs: Sequence[str] | str | None = None,
+    skip: Sequence[str] | str | None = None,
+    max_entries: Mapping[str, int] | None = None,
+) -> Program:
     data = built.data
     if global_values:
         data = patch_object(data, built.spec, dict(global_values))
-
-    def failure(reason: str, log: str) -> BaseException:
-        return diagnostics.load_error(
-            reason, log, built.cell_file, built.source, line_offset=built.line_offset
-        )
+    notes = list(built.notes)
 
     with loader.interrupts_deferred():
         opened = loader.open_object(data, built.spec, built.name)
-        _leave_out_unused_hidden_maps(opened, built.spec)
+
+        def failure(reason: str, log: str) -> BaseException:
+            refused_map = configure.map_creation_error(log, opened)
+            if refused_map is not None:
+                return refused_map
+            return diagnostics.load_error(
+                reason, log, built.cell_file, built.source, line_offset=built.line_offset
+            )
+
+        try:
+            _leave_out_unused_hidden_maps(opened, built.spec)
+            initial = {name: p.autoload for name, p in opened.programs.items()}
+            chosen = configure.select_programs(
+                built.spec, initial, programs=programs, skip=skip, attach=attach
+            )
+            for name, on in chosen.load.items():
+                if on != initial[name]:
+                    opened.set_autoload(name, on)
+            notes += chosen.notes + configure.size_maps(opened, max_entries)
+        except BaseException:
+            opened.close()
+            raise
         loaded = opened.load(failure=failure)
         prog: Program | None = None
         try:
+            _sync_map_sizes(loaded)
             prog = Program(
                 built.name,
                 loaded,
                 source=built.source,
                 build=built.compile_result,
                 event_types=built.event_types(),
-                notes=list(built.notes),
+                notes=notes,
             )
             if attach:
                 loaded.attach()
@@ -191,6 +234,17 @@ def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None
             raise
         session.register(prog)
     return prog
+
+
+def _sync_map_sizes(loaded: loader.LoadedObject) -> None:
+    """Give the spec the sizes the maps were created with (set or defaulted at open)."""
+    for name, owned in loaded.map_fds.items():
+        spec = loaded.spec.maps.get(name)
+        if spec is None:
+            continue
+        created = bpf.map_info(owned.get()).max_entries
+        if created != spec.max_entries:
+            loaded.spec.maps[name] = dataclasses.replace(spec, max_entries=created)
 
 
 def _leave_out_unused_hidden_maps(opened: loader.OpenObject, spec: ObjectSpec) -> None:
@@ -211,6 +265,10 @@ def load(
     include_dirs: list[str] | None = None,
     cflags: list[str] | None = None,
     line_offset: int = 0,
+    programs: Sequence[str] | str | None = None,
+    skip: Sequence[str] | str | None = None,
+    max_entries: Mapping[str, int] | None = None,
+    bcc: bool | None = None,
 ) -> Program:
     """Compile (when given C), load and attach a BPF program.
 
@@ -231,6 +289,20 @@ def load(
         ``-I`` directories and extra clang flags.
     line_offset : int
         Lines before the C text in the user's editor (messages use its numbering).
+    programs : str or list of str, optional
+        Load only these programs (``"a,b"`` or a list); the others stay in the object,
+        unloaded. By default bpfnb loads every program, except that of alternative
+        programs for one job (``tp_btf``/``raw_tp``, ``fentry``/``kprobe`` versions) it
+        loads the first this kernel supports, and it leaves out programs whose attach
+        point does not exist here; ``prog.notes`` says what it chose and why.
+    skip : str or list of str, optional
+        Leave these programs out.
+    max_entries : mapping, optional
+        Map name -> size, set before the maps are created (maps declared without
+        ``max_entries`` get a default otherwise).
+    bcc : bool, optional
+        Read the source as BCC's C dialect (``counts.increment(key)``,
+        ``TRACEPOINT_PROBE(...)``...); None detects it from the source.
 
     Returns
     -------
@@ -250,5 +322,13 @@ def load(
         include_dirs=include_dirs,
         cflags=cflags,
         line_offset=line_offset,
+        bcc=bcc,
     )
-    return _load(built, attach=attach, global_values=globals)
+    return _load(
+        built,
+        attach=attach,
+        global_values=globals,
+        programs=programs,
+        skip=skip,
+        max_entries=max_entries,
+    )

@@ -24,7 +24,8 @@ from bpfnb.errors import CommandError
 
 CELL_USAGE = (
     '%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags "..."] [--no-attach] '
-    "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only]"
+    "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only] "
+    "[--programs NAME[,NAME]] [--skip NAME[,NAME]] [--max-entries MAP=N]... [--bcc]"
 )
 LINE_USAGE = (
     "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
@@ -67,6 +68,14 @@ class CellArgs:
         ``--set VAR=VALUE`` for ``const volatile`` globals, applied before load.
     compile_only : bool
         True with ``--compile-only``.
+    programs : list of str or None
+        ``--programs NAME[,NAME]``: load only these programs (None: bpfnb chooses).
+    skip : list of str
+        ``--skip NAME[,NAME]``: leave these programs out.
+    max_entries : dict of str to int
+        ``--max-entries MAP=N`` (repeatable): map sizes set before the maps are created.
+    bcc : bool or None
+        True with ``--bcc`` (read the cell as BCC's C dialect); None detects it.
     """
 
     name: str
@@ -78,6 +87,10 @@ class CellArgs:
     interval: float | None = None
     globals: dict[str, str] = field(default_factory=dict)
     compile_only: bool = False
+    programs: list[str] | None = None
+    skip: list[str] = field(default_factory=list)
+    max_entries: dict[str, int] = field(default_factory=dict)
+    bcc: bool | None = None
 
 
 @dataclass
@@ -143,6 +156,10 @@ def _cell_parser(prog: str, usage: str) -> _Parser:
     parser.add_argument("--interval", type=float, default=None)
     parser.add_argument("--set", dest="globals", action="append", default=[])
     parser.add_argument("--compile-only", action="store_true")
+    parser.add_argument("--programs", action="append", default=None)
+    parser.add_argument("--skip", action="append", default=[])
+    parser.add_argument("--max-entries", dest="max_entries", action="append", default=[])
+    parser.add_argument("--bcc", action="store_true", default=None)
     return parser
 
 
@@ -167,6 +184,26 @@ def _pairs(items: list[str], option: str, default: str | None) -> dict[str, str]
     return out
 
 
+def _name_list(values: list[str], option: str) -> list[str]:
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    for n in names:
+        if not n.isidentifier():
+            raise CommandError(f"{option} {n!r}: expected C function names, separated by commas")
+    return names
+
+
+def _sizes(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, value in _pairs(items, "--max-entries", None).items():
+        try:
+            out[name] = int(value, 0)
+        except ValueError:
+            raise CommandError(f"--max-entries {name}={value}: expected a whole number") from None
+        if out[name] <= 0:
+            raise CommandError(f"--max-entries {name}={value}: must be positive")
+    return out
+
+
 def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
     if ns.interval is not None and not ns.interval > 0:
         raise CommandError(f"--interval must be a positive number of seconds, not {ns.interval}")
@@ -186,6 +223,10 @@ def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
         interval=ns.interval,
         globals=_pairs(ns.globals, "--set", None),
         compile_only=ns.compile_only,
+        programs=_name_list(ns.programs, "--programs") if ns.programs is not None else None,
+        skip=_name_list(ns.skip, "--skip"),
+        max_entries=_sizes(ns.max_entries),
+        bcc=ns.bcc,
     )
 
 

@@ -72,7 +72,8 @@ class BpfMagics(Magics):
         """Compile/load/attach a cell (``%%bpf NAME``) or manage programs (``%bpf ...``).
 
         Cell: ``%%bpf NAME [-D NAME[=VALUE]] [-I DIR] [--cflags "..."] [--no-attach]
-        [--no-display] [--interval SECONDS] [--set VAR=VALUE] [--compile-only]``.
+        [--no-display] [--interval SECONDS] [--set VAR=VALUE] [--compile-only]
+        [--programs NAME[,NAME]] [--skip NAME[,NAME]] [--max-entries MAP=N] [--bcc]``.
 
         Line: ``%bpf list``, ``%bpf stop NAME``, ``%bpf stop --all``,
         ``%bpf export NAME.MAP PATH.csv``, ``%bpf doctor``, ``%bpf templates``,
@@ -97,6 +98,7 @@ class BpfMagics(Magics):
                 include_dirs=args.include_dirs,
                 cflags=args.cflags,
                 line_offset=CELL_LINE_OFFSET,
+                bcc=args.bcc,
             )
             result = built.compile_result
             assert result is not None
@@ -118,6 +120,10 @@ class BpfMagics(Magics):
             include_dirs=args.include_dirs,
             cflags=args.cflags,
             line_offset=CELL_LINE_OFFSET,
+            programs=args.programs,
+            skip=args.skip,
+            max_entries=args.max_entries,
+            bcc=args.bcc,
         )
         # The new version is loaded (and attached): only now replace the old one.
         old = self.bound.pop(args.name, None)
@@ -135,6 +141,8 @@ class BpfMagics(Magics):
         )
         for warning in warnings[:3]:
             summary += f"\n  warning, line {warning.line}: {warning.message}"
+        for note in prog.notes:
+            summary += f"\n  note: {note}"
         status.update(summary)
         if args.display and self.display_dashboard:
             self._display(prog, args.interval or self.interval)
