@@ -126,8 +126,12 @@ def kfunc_prototypes() -> dict[str, str]:
 
 
 def _declared(name: str, text: str) -> bool:
-    """Whether ``text`` declares ``name`` itself (``... name(...) __ksym``)."""
-    return re.search(rf"\b{re.escape(name)}\s*\([^;{{}}]*\)[^;{{}}]*__ksym", text) is not None
+    """Whether ``text`` declares or defines ``name`` itself (a type word before it)."""
+    pattern = (
+        rf"\b(?!return\b|else\b|case\b)[A-Za-z_]\w*[\s\*]+{re.escape(name)}\s*\("
+        rf"[^;{{}}]*\)\s*(?:\{{|;|__|asm|SEC)"
+    )
+    return re.search(pattern, text) is not None
 
 
 def might_use_kfuncs(texts: Sequence[str]) -> bool:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from bpfnb.errors import EventTypeError, MapTypeError
 from bpfnb.kernel import maps
+from bpfnb.kernel.cgroup_array import CgroupArrayMap
 from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
+from bpfnb.kernel.slots_hist import PerCpuSlotsHistogramMap, SlotsHistogramMap
 from bpfnb.kernel.streams import EventStream, PerfEventArray, RingBuffer
 from bpfnb.object.spec import MapSpec, ObjectSpec
 
@@ -27,6 +29,9 @@ VIEW_CLASSES: dict[str, type[maps.Map]] = {
     "lru_percpu_hash": maps.LruPerCpuHashMap,
     "histogram": maps.HistogramMap,
     "percpu_histogram": maps.PerCpuHistogramMap,
+    "slots_histogram": SlotsHistogramMap,
+    "percpu_slots_histogram": PerCpuSlotsHistogramMap,
+    "cgroup_array": CgroupArrayMap,
 }
 #: kind -> event stream class.
 STREAM_CLASSES: dict[str, type[EventStream]] = {

@@ -50,7 +50,8 @@ class MapSpec:
     flags : int
         ``map_flags``.
     histogram : maptypes.HistogramScheme or None
-        The bucket scheme of a ``bpfnb/hist.h`` histogram.
+        The bucket scheme of a ``bpfnb/hist.h`` histogram, or of a libbpf-tools
+        ``slots`` histogram value.
     kind : str
         What every dispatch reads (see :func:`bpfnb.object.maptypes.kind_of`):
         ``"hash"``, ``"percpu_array"``, ``"histogram"``, ``"ringbuf"``...
@@ -164,7 +165,9 @@ def _parse_map(name: str, t: btf.Type) -> MapSpec:
                 f"map {name!r}: value_size {value_size} differs from sizeof({btf.c_name(value)})"
             )
         value_size = size
-    histogram = maptypes.histogram_scheme(name, map_type, key)
+    histogram = maptypes.histogram_scheme(name, map_type, key) or maptypes.slots_scheme(
+        map_type, value
+    )
     return MapSpec(name, map_type, key, value, key_size, value_size, max_entries, flags, histogram)
 
 
