@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bpfnb import diagnostics
-from bpfnb.build import compiler, eventtypes, headers, kfuncs
+from bpfnb.build import bcc as bcc_dialect
+from bpfnb.build import compiler, eventtypes, headers, kfuncs, legacy_maps
 from bpfnb.build.patch_globals import patch_object
 from bpfnb.errors import BpfnbError, EventTypeError
 from bpfnb.kernel import bpf, configure, loader, session, system
@@ -53,6 +54,9 @@ class Built:
         Texts of the user headers the cell includes (event types are found there too).
     notes : list of str
         What the build decided for the user (rewrites of the source).
+    compiled : str
+        The text clang compiled: ``source`` itself, or its line-for-line rewrite (BCC C,
+        legacy maps). Messages quote ``source``.
     """
 
     name: str
@@ -64,6 +68,7 @@ class Built:
     line_offset: int = 0
     headers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    compiled: str = ""
 
     def event_types(self) -> dict[str, str | EventTypeError | None]:
         """The event C type of every event stream map, found in the cell's text."""
@@ -72,7 +77,9 @@ class Built:
             if not maptypes.is_event_stream(spec.kind):
                 continue
             try:
-                out[name] = eventtypes.event_type_name(self.source, name, self.headers)
+                out[name] = eventtypes.event_type_name(
+                    self.compiled or self.source, name, self.headers
+                )
             except EventTypeError as err:
                 out[name] = err
         return out
@@ -117,17 +124,21 @@ def build_only(
     result = None
     cell_file = f"{name}.bpf.c"
     texts: list[str] = []
+    compiled = source
+    notes: list[str] = []
     if object_path is None:
+        compiled, preamble, notes = _rewrite(source, bcc)
         texts = [h.text for h in headers.user_headers(source, include_dirs or [], cflags or [])]
         result = compiler.compile_cell(
-            source,
+            compiled,
             name,
             defines=dict(defines or {}),
             include_dirs=include_dirs or [],
             cflags=cflags or [],
-            epilogue=eventtypes.epilogue(source, texts),
+            epilogue=eventtypes.epilogue(compiled, texts),
             line_offset=line_offset,
-            preamble=kfuncs.preamble([source, *texts]),
+            preamble=preamble + kfuncs.preamble([compiled, *texts]),
+            display_source=source,
         )
         object_path = result.object_path
         cell_file = result.source_name
@@ -141,7 +152,35 @@ def build_only(
         cell_file,
         line_offset,
         headers=texts,
+        notes=notes,
+        compiled=compiled,
     )
+
+
+def _rewrite(source: str, bcc: bool | None) -> tuple[str, str, list[str]]:
+    """The text clang compiles, its preamble and notes: BCC C and legacy maps rewritten.
+
+    Both rewrites keep every line of the cell where it is.
+    """
+    text, preamble, notes = source, "", []
+    if bcc if bcc is not None else bcc_dialect.is_bcc(source):
+        done = bcc_dialect.rewrite(source, probe_style=_probe_style(source))
+        text, preamble = done.text, done.preamble
+        notes.append("read as BCC C (%%bpf --bcc): " + "; ".join(done.notes or ["no rewrite"]))
+    if legacy_maps.has_legacy_maps(text):
+        legacy = legacy_maps.rewrite(text)
+        text = legacy.text
+        notes += legacy.notes
+    return text, preamble, notes
+
+
+def _probe_style(source: str) -> str:
+    """How BCC's ``kprobe__`` functions attach here: kprobes, else fentry when it loads."""
+    if "kprobe__" not in source:
+        return "kprobe"
+    if system.kprobes_available():
+        return "kprobe"
+    return "fentry" if configure.kind_problem("fentry") is None else "kprobe"
 
 
 def load_built(
