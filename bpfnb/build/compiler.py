@@ -29,6 +29,7 @@ Everything here runs clang without a shell, in private temporary directories.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -539,7 +540,7 @@ def _compile_with(clang: str, pre: Prelude, cell: _Cell, use_cache: bool) -> Com
             run.stderr, cell.source_name, cell_lines=len(cell.source.splitlines())
         )
         if run.returncode != 0:
-            shown = [d.shifted(cell.line_offset) for d in raw]
+            shown = [_on_shown_line(d, cell).shifted(cell.line_offset) for d in raw]
             message = format_compile_error(
                 cell.name, cell.shown, shown, run.stderr, line_offset=cell.line_offset
             )
@@ -553,6 +554,19 @@ def _compile_with(clang: str, pre: Prelude, cell: _Cell, use_cache: bool) -> Com
     obj = cache.store_object(key, data, deps, {"warnings": [d.__dict__ for d in warnings]})
     shown = [d.shifted(cell.line_offset) for d in warnings]
     return CompileResult(obj, False, 0.0, cell.source_name, shown)
+
+
+def _on_shown_line(diag: Diagnostic, cell: _Cell) -> Diagnostic:
+    """Keep a column inside the user's line when clang saw a rewritten, longer one."""
+    if not diag.in_cell or cell.shown is cell.source:
+        return diag
+    compiled = cell.source.splitlines()
+    shown = cell.shown.splitlines()
+    index = diag.line - 1
+    if not 0 <= index < min(len(compiled), len(shown)) or compiled[index] == shown[index]:
+        return diag
+    column = min(diag.column, len(shown[index].rstrip()) + 1)
+    return dataclasses.replace(diag, column=column)
 
 
 def _run_clang(

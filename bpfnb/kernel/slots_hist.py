@@ -32,8 +32,13 @@ class SlotsHistogramMap(maps.HashMap):
 
     def _counts(self, values: np.ndarray) -> np.ndarray:
         """The slot counts of every record, per-CPU values summed: ``(rows, slots)``."""
-        field = values[maptypes.SLOTS_MEMBER]
-        counts = np.asarray(field, dtype=np.uint64)
+        names = values.dtype.names or ()
+        if maptypes.SLOTS_MEMBER in names:
+            counts = np.asarray(values[maptypes.SLOTS_MEMBER], dtype=np.uint64)
+        else:  # short arrays are laid out as one field per element: slots[0], slots[1]...
+            each = [n for n in names if n.startswith(f"{maptypes.SLOTS_MEMBER}[")]
+            each.sort(key=lambda n: int(n[len(maptypes.SLOTS_MEMBER) + 1 : -1]))
+            counts = np.stack([np.asarray(values[n], dtype=np.uint64) for n in each], axis=-1)
         if self.per_cpu:
             counts = counts.sum(axis=1, dtype=np.uint64)
         return counts.reshape(values.shape[0], -1)

@@ -153,15 +153,18 @@ def test_bcc_softirqs_counts_match_proc(
         return {int(v): int(c) for v, c in zip(df["vec"], df["value"], strict=True)}
 
     with cell(shell, "bcc_softirqs", text, "--bcc") as p:
-        a, before = counts(p), _proc_softirqs()
+        outer_before, a, inner_before = _proc_softirqs(), counts(p), _proc_softirqs()
         time.sleep(1.0)
-        after, b = _proc_softirqs(), counts(p)
+        inner_after, b, outer_after = _proc_softirqs(), counts(p), _proc_softirqs()
     total = 0
+    slack = os.cpu_count() or 1
     for vec, name in enumerate(names):
         seen = b.get(vec, 0) - a.get(vec, 0)
-        truth = after[name] - before[name]
-        total += truth
-        assert abs(seen - truth) <= max(5, truth // 10), (name, seen, truth)
+        inner = inner_after[name] - inner_before[name]
+        outer = outer_after[name] - outer_before[name]
+        total += inner
+        # /proc read just inside and just outside the window: the count lies between.
+        assert inner - slack <= seen <= outer + slack, (name, seen, inner, outer)
     assert total > 50
 
 
