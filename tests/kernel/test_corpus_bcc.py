@@ -314,3 +314,75 @@ def test_cgroup_array_filter_counts_only_the_cgroup(
             (root / "cgroup.procs").write_text(str(inside.pid))
     finally:
         group.rmdir()
+
+
+MORE_MAPS = """
+struct lpm_key { u32 prefixlen; u32 addr; };
+BPF_ARRAY(inner, u64, 4);
+BPF_ARRAY_OF_MAPS(outer, "inner", 2);
+BPF_HASH_OF_MAPS(by_name, u32, "inner", 2);
+BPF_QUEUE(queue, u64, 64);
+BPF_STACK(stack, u64, 64);
+BPF_LPM_TRIE(trie, struct lpm_key, u64, 16);
+BPF_PROG_ARRAY(jumps, 2);
+BPF_STACK_TRACE(stacks, 128);
+BPF_RINGBUF_OUTPUT(ring, 1);
+BPF_ARRAY(done, u64, 1);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    u64 v = bpf_get_current_pid_tgid() >> 32, got = 0;
+    u32 zero = 0;
+    queue.push(&v, 0);
+    stack.push(&v, 0);
+    queue.pop(&got);
+    stack.peek(&got);
+    int id = stacks.get_stackid(args, 0);
+    u64 *slot = ring.ringbuf_reserve(sizeof(u64));
+    if (slot) {
+        *slot = v;
+        ring.ringbuf_submit(slot, 0);
+    }
+    done.atomic_increment(zero);
+    jumps.call(args, 1);
+    return id < -1000;
+}
+"""
+
+
+def test_bcc_map_kinds_load_and_work(
+    clean_kernel: tuple[int, int, int], shell: TestingShell
+) -> None:
+    with Workload() as w, cell(shell, "bcc_maps", MORE_MAPS, "--bcc") as p:
+        kinds = {name: m.kind for name, m in p.maps.items()}
+        assert kinds == {
+            "inner": "array",
+            "outer": "array_of_maps",
+            "by_name": "hash_of_maps",
+            "queue": "queue",
+            "stack": "stack",
+            "trie": "lpm_trie",
+            "jumps": "prog_array",
+            "stacks": "stack_trace",
+            "ring": "ringbuf",
+            "done": "array",
+        }
+        before = p.done[0]
+        w.run("getppid", 5)
+        assert p.done[0] - before >= 5
+        mine = events_where(p.ring, "value", w.pid, 5)
+        assert len(mine) == 5
+
+
+def test_bcc_kprobe_function_without_kprobes_is_a_clear_error(
+    clean_kernel: tuple[int, int, int], shell: TestingShell
+) -> None:
+    from bpfnb.kernel import configure, system
+
+    if system.kprobes_available() or configure.kind_problem("fentry") is None:
+        pytest.skip("this kernel can attach kprobe__ functions")  # not on the test machine
+    text = "int kprobe__do_nanosleep(struct pt_regs *ctx) { return 0; }\n"
+    result = shell.run_cell(f"%%bpf bcc_kp --no-display\n{text}")
+    assert isinstance(result.error_in_exec, bpfnb.KernelFeatureError)
+    assert "needs kprobes" in str(result.error_in_exec)
+    assert "CONFIG_KPROBES" in str(result.error_in_exec)

@@ -430,3 +430,29 @@ def test_tcplife_sees_bytes_and_addresses(
         # sequence numbers of our SYN and FIN, and of the peer's FIN.
         assert row["tx_b"] == 1234 + 2 and row["rx_b"] == 567 + 1
         assert row["pid"] == os.getpid()
+
+
+# -- a tool that cannot run here ----------------------------------------------------------------
+
+
+def test_vfsstat_says_why_it_cannot_run(
+    clean_kernel: tuple[int, int, int], shell: TestingShell
+) -> None:
+    """vfsstat has only fentry and kprobe versions: on a kernel that refuses fentry and
+    has no kprobes (this test machine), the cell fails saying so for each hook."""
+    from bpfnb.kernel import configure, system
+
+    text = (TOOLS / "vfsstat.bpf.c").read_text()
+    if system.kprobes_available() or configure.kind_problem("fentry") is None:
+        with tool(shell, "vfsstat") as p:
+            assert len(p.attach_points) == 8  # one variant of each of the 8 hooks
+        return
+    result = shell.run_cell(f"%%bpf vfsstat -I {TOOLS} --no-display\n{text}")
+    error = result.error_in_exec
+    assert isinstance(error, bpfnb.KernelFeatureError)
+    message = str(error)
+    assert message.startswith("no program of the object can run on this kernel:")
+    assert "fentry_vfs_read, kprobe_vfs_read: no alternative can run here" in message
+    assert "the kernel refuses fentry/fexit programs here" in message
+    assert "this kernel has no kprobes" in message
+    assert "vfsstat" not in shell.user_ns
