@@ -164,7 +164,8 @@ def test_bcc_softirqs_counts_match_proc(
         outer = outer_after[name] - outer_before[name]
         total += inner
         # /proc read just inside and just outside the window: the count lies between.
-        assert inner - slack <= seen <= outer + slack, (name, seen, inner, outer)
+        low, high = inner - slack - inner // 20, outer + slack + outer // 20
+        assert low <= seen <= high, (name, seen, inner, outer)
     assert total > 50
 
 

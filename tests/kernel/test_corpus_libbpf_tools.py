@@ -244,11 +244,15 @@ def test_softirqs_counts_match_proc_softirqs(
     outer = {n: outer_after[n] - outer_before[n] for n in SOFTIRQ_NAMES}
     seen = {n: after_bpf[i] - before_bpf[i] for i, n in enumerate(SOFTIRQ_NAMES)}
     assert sum(inner.values()) > 50  # the timer alone runs softirqs every tick
-    slack = os.cpu_count() or 1  # a softirq running during a read: in /proc, not yet counted
+    # A softirq running during a read is in /proc but not yet counted (one per CPU); a
+    # program run the kernel skips under load (a recursion miss) is rare: within 5%.
+    slack = os.cpu_count() or 1
     for name in SOFTIRQ_NAMES:
         # /proc read just inside and just outside the tool's window: the count lies between
         # (twice the truth, as with both variants attached, cannot).
-        assert inner[name] - slack <= seen[name] <= outer[name] + slack, (name, seen, inner, outer)
+        low = inner[name] - slack - inner[name] // 20
+        high = outer[name] + slack + outer[name] // 20
+        assert low <= seen[name] <= high, (name, seen, inner, outer)
 
 
 def _proc_interrupts() -> int:
@@ -293,7 +297,8 @@ def test_hardirqs_counts_match_proc_interrupts(
     inner, outer = inner_after - inner_before, outer_after - outer_before
     assert inner > 0
     slack = os.cpu_count() or 1
-    assert inner - slack <= seen <= outer + slack, (seen, inner, outer)
+    low, high = inner - slack - inner // 20, outer + slack + outer // 20
+    assert low <= seen <= high, (seen, inner, outer)
 
 
 # -- histograms ------------------------------------------------------------------------------

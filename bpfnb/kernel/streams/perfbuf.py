@@ -83,17 +83,18 @@ class PerfEventArray(EventStream):
     _closed_lost = 0  # dropped samples of buffers closed so far
 
     def _new_buffer(self, cpu: int) -> _PerfBuffer:
-        if PerfEventArray._format_lost is not False:
-            try:
-                buf = _PerfBuffer(cpu, self.pages, True)
-            except KernelFeatureError:
-                if PerfEventArray._format_lost:
-                    raise
-                PerfEventArray._format_lost = False  # an older kernel: PERF_RECORD_LOST only
-            else:
-                PerfEventArray._format_lost = True
-                return buf
-        return _PerfBuffer(cpu, self.pages, False)
+        if PerfEventArray._format_lost is False:
+            return _PerfBuffer(cpu, self.pages, False)
+        try:
+            buf = _PerfBuffer(cpu, self.pages, True)
+        except KernelFeatureError:
+            if PerfEventArray._format_lost:
+                raise
+            buf = _PerfBuffer(cpu, self.pages, False)  # raises when it was not the format
+            PerfEventArray._format_lost = False  # an older kernel: PERF_RECORD_LOST only
+            return buf
+        PerfEventArray._format_lost = True
+        return buf
 
     def _kernel_dropped(self) -> int:
         buffers = getattr(self, "_buffers", [])
