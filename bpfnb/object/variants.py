@@ -17,8 +17,9 @@ The rules, each over programs libbpf attaches by itself:
 2. **Same handler name, different attach kinds.** ``sched_switch_btf`` /
    ``sched_switch_tp``, ``fentry_vfs_read`` / ``kprobe_vfs_read``,
    ``irq_handler_entry_btf`` / ``irq_handler_entry``: names equal once the attach
-   kind's prefix or suffix is removed (:func:`handler_base`) join the same group even
-   when their hooks differ.
+   kind's prefix or suffix is removed (:func:`handler_base`), at least one of them
+   naming its kind (``_btf``, ``kprobe_``...), join the same group even when their
+   hooks differ (``handle_exec`` and ``trace_exec`` do not).
 3. **An event that covers others.** A tracepoint that sees everything another set of
    hooks sees (``signal/signal_generate`` fires for every signal ``kill``, ``tkill``
    and ``tgkill`` send) makes those programs alternatives to it when they feed the
@@ -68,6 +69,9 @@ _KIND_WORDS = (
 )
 _PREFIX_RE = re.compile(r"^(?:(?:" + "|".join(_KIND_WORDS) + r")_+)+")
 _SUFFIX_RE = re.compile(r"(?:_+(?:" + "|".join(_KIND_WORDS) + r"))+$")
+#: Words that name an attach kind (``handle``/``trace`` prefixes name nothing).
+_MARKERS = tuple(w for w in _KIND_WORDS if w not in ("handle", "trace"))
+_MARKED_RE = re.compile(r"(?:^|_)(?:" + "|".join(_MARKERS) + r")(?:_|$)")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,11 @@ def handler_base(name: str) -> str:
     return base or name
 
 
+def _kind_marked(name: str) -> bool:
+    """Whether a handler's name says its attach kind (``sched_switch_btf``, ``kprobe_x``)."""
+    return _MARKED_RE.search(name) is not None
+
+
 def _phase(kind: str) -> str:
     return "exit" if kind in _EXIT_KINDS else "entry"
 
@@ -160,6 +169,8 @@ def _kind_groups(spec: ObjectSpec) -> list[VariantGroup]:
         for names in table.values():
             if len({kinds[n] for n in names}) < 2:
                 continue
+            if why == "handler" and not any(_kind_marked(n) for n in names):
+                continue  # handle_exec / trace_exec: same words, not one handler's variants
             for other in names[1:]:
                 union.join(names[0], other)
             for n in names:

@@ -73,6 +73,16 @@ def test_handler_names_join_variants_on_different_hooks() -> None:
     ) == [[("tp_btf", ("io_start_btf",)), ("fentry", ("io_start",))]]
 
 
+def test_generic_prefixes_do_not_make_variants() -> None:
+    assert (
+        groups_of(
+            ("handle_exec", "tracepoint/sched/sched_process_exec"),
+            ("trace_exec", "kprobe/do_execve"),
+        )
+        == []
+    )
+
+
 def test_covering_tracepoint_and_the_kill_syscalls() -> None:
     assert groups_of(
         ("kill_entry", "tracepoint/syscalls/sys_enter_kill"),
