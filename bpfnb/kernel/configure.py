@@ -40,8 +40,23 @@ from bpfnb.object.spec import ObjectSpec
 DEFAULT_MAX_ENTRIES = 10240
 #: Bytes of a ring buffer declared without ``max_entries``.
 DEFAULT_RINGBUF_BYTES = 256 * 1024
-#: Kinds libbpf sizes itself when ``max_entries`` is 0 (one slot per CPU).
-_SIZED_BY_LIBBPF = frozenset({"perf_event_array"})
+#: Kinds whose ``max_entries`` 0 is right: libbpf sizes perf event arrays itself (one
+#: slot per CPU), and local storage / struct_ops maps must be created with 0.
+_SIZED_BY_LIBBPF = frozenset(
+    {
+        "perf_event_array",
+        "sk_storage",
+        "inode_storage",
+        "task_storage",
+        "cgrp_storage",
+        "cgroup_storage",
+        "percpu_cgroup_storage",
+        "struct_ops",
+        "arena",
+    }
+)
+#: Kinds sized in bytes like a ring buffer.
+_RING_KINDS = frozenset({"ringbuf", "user_ringbuf"})
 _TRAMPOLINE_KINDS = frozenset({"fentry", "fexit", "fmod_ret", "lsm"})
 _KPROBE_KINDS = frozenset({"kprobe", "kretprobe", "ksyscall", "kretsyscall"})
 #: Functions one of which every kernel with BTF has, to probe fentry with.
@@ -359,7 +374,7 @@ def select_programs(
 def _check_size(name: str, kind: str, entries: int) -> None:
     if entries <= 0:
         raise CommandError(f"map {name!r}: max_entries must be a positive number, not {entries}")
-    if kind == "ringbuf":
+    if kind in _RING_KINDS:
         page = mmap.PAGESIZE
         if entries % page or entries & (entries - 1):
             raise CommandError(
@@ -393,9 +408,9 @@ def size_maps(opened: loader.OpenObject, max_entries: Mapping[str, int] | None =
         kind = maptypes.type_name(m.type)
         if name in user or m.max_entries or kind in _SIZED_BY_LIBBPF:
             continue
-        entries = DEFAULT_RINGBUF_BYTES if kind == "ringbuf" else DEFAULT_MAX_ENTRIES
+        entries = DEFAULT_RINGBUF_BYTES if kind in _RING_KINDS else DEFAULT_MAX_ENTRIES
         opened.set_max_entries(name, entries)
-        unit = " bytes" if kind == "ringbuf" else " entries"
+        unit = " bytes" if kind in _RING_KINDS else " entries"
         notes.append(
             f"map {name} ({kind}) is declared without max_entries: created with "
             f"{entries}{unit} (choose with --max-entries {name}=N)"
