@@ -352,18 +352,59 @@ def parse_diagnostics(
     return result
 
 
+#: clang errors that say a name is declared twice (the only ones a clash explains).
+_REDEFINITION_RE = re.compile(
+    r"^(?:redefinition of|conflicting types for|redeclaration of|typedef redefinition"
+    r"|redefinition of '[^']+' as different kind of symbol|non-static declaration of"
+    r"|static declaration of)"
+)
+_PREVIOUS_RE = re.compile(r"^previous (?:definition|declaration|implicit declaration) is here")
+
+
 def prelude_clash(diagnostics: Sequence[Diagnostic], error: Diagnostic) -> str | None:
-    """Explain an error whose 'previous definition' note points into the prelude."""
+    """Explain an error that redefines a name the prelude already defines.
+
+    Only for an error that *is* a redefinition (``redefinition of 'x'``, ``conflicting
+    types for 'x'``...) whose "previous definition is here" note points into
+    ``vmlinux.h`` or a libbpf ``bpf_*.h`` header; any other error followed by a note in
+    those headers (a wrong argument count, "'bpf_probe_read' declared here") gets no
+    such hint.
+    """
+    if not _REDEFINITION_RE.match(error.message):
+        return None
     index = diagnostics.index(error)
     following = diagnostics[index + 1 : index + 2]
     if not following or following[0].kind != "note" or following[0].in_cell:
         return None
-    header = os.path.basename(following[0].file)
-    if header != "vmlinux.h" and not header.startswith("bpf_"):
+    if not _PREVIOUS_RE.match(following[0].message):
         return None
+    header = os.path.basename(following[0].file)
     name = re.search(r"'([^']+)'", error.message)
     what = f"'{name.group(1)}'" if name else "this name"
+    if header.endswith(".preamble.h"):
+        return (
+            f"{what} is a kfunc of this kernel, which bpfnb declares for the cell: declare "
+            "it exactly as the kernel does, or give your own function another name"
+        )
+    if header != "vmlinux.h" and not header.startswith("bpf_"):
+        return None
     return f"{what} is already defined by {header}, which every cell includes: rename it"
+
+
+_IMPLICIT_RE = re.compile(r"implicit declaration of function '([^']+)'")
+
+
+def implicit_declaration(error: Diagnostic) -> str | None:
+    """Explain a call of a function nothing declares (a typo, a missing header)."""
+    found = _IMPLICIT_RE.search(error.message)
+    if found is None:
+        return None
+    name = found.group(1)
+    return (
+        f"nothing declares '{name}': it is not a BPF helper, a kfunc of this kernel or a "
+        "function of the cell or its headers. Check the spelling, include the header that "
+        f"declares it, or declare a kfunc as `extern ... {name}(...) __ksym;`"
+    )
 
 
 def _describe(diag: Diagnostic, source: str, line_offset: int) -> list[str]:
@@ -412,7 +453,7 @@ def format_compile_error(
     out = [f"clang: {count} error{'s' if count != 1 else ''} in cell {name!r}"]
     for diag in errors[:limit]:
         out += _describe(diag, source, line_offset)
-        note = prelude_clash(diagnostics, diag)
+        note = prelude_clash(diagnostics, diag) or implicit_declaration(diag)
         if note:
             out.append(f"  hint: {note}")
     if count > limit:

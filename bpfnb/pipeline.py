@@ -1,4 +1,9 @@
-"""The load pipeline: build -> patch globals -> open -> load -> wrap -> attach -> start.
+"""The load pipeline: build -> patch globals -> open -> configure -> load -> wrap -> attach.
+
+The configure step (between libbpf's open and load) chooses the programs that load
+(``programs=``, ``skip=``, variants), sizes the maps (``max_entries=``, defaults) and
+points maps at existing ones (``--keep-maps``, ``--use``, pins); attaching includes
+the sampling events of ``SEC("perf_event")`` programs.
 
 One owner of the sequence, used by the Python API (:func:`load`, which ``bpfnb.load``
 is) and by the ``%%bpf`` magic alike. :func:`build_only` is the first half (compile and
@@ -13,19 +18,22 @@ the kernel.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bpfnb import diagnostics
-from bpfnb.build import compiler, eventtypes
+from bpfnb.build import bcc as bcc_dialect
+from bpfnb.build import compiler, eventtypes, headers, kfuncs, legacy_maps
 from bpfnb.build.patch_globals import patch_object
 from bpfnb.errors import BpfnbError, EventTypeError
-from bpfnb.kernel import loader, profiling, reuse, session, system
-from bpfnb.kernel.program import Program
-from bpfnb.object import maptypes
+from bpfnb.kernel import bpf, configure, loader, profiling, reuse, session, system
+from bpfnb.kernel.program import HIDDEN_PREFIX, Program
+from bpfnb.object import code, maptypes
 from bpfnb.object.spec import ObjectSpec
 
 
@@ -49,6 +57,13 @@ class Built:
         The file name clang saw for the cell (``NAME.bpf.c``), as line info names it.
     line_offset : int
         Lines before the cell's first C line in the user's editor (1 for ``%%bpf``).
+    headers : list of str
+        Texts of the user headers the cell includes (event types are found there too).
+    notes : list of str
+        What the build decided for the user (rewrites of the source).
+    compiled : str
+        The text clang compiled: ``source`` itself, or its line-for-line rewrite (BCC C,
+        legacy maps). Messages quote ``source``.
     """
 
     name: str
@@ -58,6 +73,9 @@ class Built:
     compile_result: compiler.CompileResult | None
     cell_file: str
     line_offset: int = 0
+    headers: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    compiled: str = ""
 
     @classmethod
     def from_object(
@@ -68,6 +86,9 @@ class Built:
         source: str = "",
         cell_file: str | None = None,
         line_offset: int = 0,
+        headers: list[str] | None = None,
+        notes: list[str] | None = None,
+        compiled: str = "",
     ) -> Built:
         """A ``Built`` from object bytes compiled elsewhere (shipped to a fleet worker).
 
@@ -83,6 +104,8 @@ class Built:
             The file name clang saw (``NAME.bpf.c`` when not given).
         line_offset : int
             Lines before the cell's first C line in the user's editor.
+        headers, notes, compiled
+            As the build that made the bytes found them (see the attributes).
         """
         return cls(
             name,
@@ -92,6 +115,9 @@ class Built:
             None,
             cell_file or f"{name}.bpf.c",
             line_offset,
+            headers=list(headers or []),
+            notes=list(notes or []),
+            compiled=compiled,
         )
 
     def event_types(self) -> dict[str, str | EventTypeError | None]:
@@ -101,7 +127,9 @@ class Built:
             if not maptypes.is_event_stream(spec.kind):
                 continue
             try:
-                out[name] = eventtypes.event_type_name(self.source, name)
+                out[name] = eventtypes.event_type_name(
+                    self.compiled or self.source, name, self.headers
+                )
             except EventTypeError as err:
                 out[name] = err
         return out
@@ -131,8 +159,11 @@ def build_only(
     include_dirs: list[str] | None = None,
     cflags: list[str] | None = None,
     line_offset: int = 0,
+    bcc: bool | None = None,
 ) -> Built:
     """Compile (when given C) and describe a program; needs no kernel and no privilege.
+
+    ``bcc`` reads the source as BCC's C dialect (None: detect it).
 
     Raises
     ------
@@ -142,20 +173,64 @@ def build_only(
     source, object_path = _read_source(source_or_path)
     result = None
     cell_file = f"{name}.bpf.c"
+    texts: list[str] = []
+    compiled = source
+    notes: list[str] = []
     if object_path is None:
+        compiled, preamble, notes = _rewrite(source, bcc)
+        texts = [h.text for h in headers.user_headers(source, include_dirs or [], cflags or [])]
         result = compiler.compile_cell(
-            source,
+            compiled,
             name,
             defines=dict(defines or {}),
             include_dirs=include_dirs or [],
             cflags=cflags or [],
-            epilogue=eventtypes.epilogue(source),
+            epilogue=eventtypes.epilogue(compiled, texts),
             line_offset=line_offset,
+            preamble=preamble + kfuncs.preamble([compiled, *texts]),
+            display_source=source,
         )
         object_path = result.object_path
         cell_file = result.source_name
     data = object_path.read_bytes()
-    return Built(name, source, data, ObjectSpec.from_bytes(data), result, cell_file, line_offset)
+    return Built(
+        name,
+        source,
+        data,
+        ObjectSpec.from_bytes(data),
+        result,
+        cell_file,
+        line_offset,
+        headers=texts,
+        notes=notes,
+        compiled=compiled,
+    )
+
+
+def _rewrite(source: str, bcc: bool | None) -> tuple[str, str, list[str]]:
+    """The text clang compiles, its preamble and notes: BCC C and legacy maps rewritten.
+
+    Both rewrites keep every line of the cell where it is.
+    """
+    text, preamble, notes = source, "", []
+    if bcc if bcc is not None else bcc_dialect.is_bcc(source):
+        done = bcc_dialect.rewrite(source, probe_style=_probe_style(source))
+        text, preamble = done.text, done.preamble
+        notes.append("read as BCC C (%%bpf --bcc): " + "; ".join(done.notes or ["no rewrite"]))
+    if legacy_maps.has_legacy_maps(text):
+        legacy = legacy_maps.rewrite(text)
+        text = legacy.text
+        notes += legacy.notes
+    return text, preamble, notes
+
+
+def _probe_style(source: str) -> str:
+    """How BCC's ``kprobe__`` functions attach here: kprobes, else fentry when it loads."""
+    if "kprobe__" not in source:
+        return "kprobe"
+    if system.kprobes_available():
+        return "kprobe"
+    return "fentry" if configure.kind_problem("fentry") is None else "kprobe"
 
 
 @dataclass
@@ -187,8 +262,13 @@ def load_built(
     attach: bool = True,
     global_values: Mapping[str, Any] | None = None,
     extra: MapsAndSampling | None = None,
+    programs: Sequence[str] | str | None = None,
+    skip: Sequence[str] | str | None = None,
+    max_entries: Mapping[str, int] | None = None,
 ) -> Program:
     """Load, wrap, attach and start a built program (the kernel half).
+
+    ``programs``, ``skip`` and ``max_entries`` are those of :func:`load`.
 
     Raises
     ------
@@ -196,7 +276,15 @@ def load_built(
         With a short message; nothing stays in the kernel.
     """
     system.ensure_privileges()
-    return _load(built, attach=attach, global_values=global_values, extra=extra)
+    return _load(
+        built,
+        attach=attach,
+        global_values=global_values,
+        extra=extra,
+        programs=programs,
+        skip=skip,
+        max_entries=max_entries,
+    )
 
 
 def _load(
@@ -205,37 +293,62 @@ def _load(
     attach: bool,
     global_values: Mapping[str, Any] | None,
     extra: MapsAndSampling | None = None,
+    programs: Sequence[str] | str | None = None,
+    skip: Sequence[str] | str | None = None,
+    max_entries: Mapping[str, int] | None = None,
 ) -> Program:
     extra = extra or MapsAndSampling()
     sampling = profiling.sampling(extra.sample_freq, extra.sample_period)
-    plan = reuse.plan(
-        built.spec, keep_from=extra.keep_maps_from, use=extra.use, use_labels=extra.use_labels
-    )
     data = built.data
     if global_values:
         data = patch_object(data, built.spec, dict(global_values))
-
-    def failure(reason: str, log: str) -> BaseException:
-        return diagnostics.load_error(
-            reason, log, built.cell_file, built.source, line_offset=built.line_offset
-        )
+    notes = list(built.notes)
 
     with loader.interrupts_deferred():
         opened = loader.open_object(data, built.spec, built.name)
+
+        def failure(reason: str, log: str) -> BaseException:
+            refused_map = configure.map_creation_error(log, opened)
+            if refused_map is not None:
+                return refused_map
+            return diagnostics.load_error(
+                reason, log, built.cell_file, built.source, line_offset=built.line_offset
+            )
+
         try:
+            _leave_out_unused_hidden_maps(opened, built.spec)
+            initial = {name: p.autoload for name, p in opened.programs.items()}
+            chosen = configure.select_programs(
+                built.spec, initial, programs=programs, skip=skip, attach=attach
+            )
+            for name, on in chosen.load.items():
+                if on != initial[name]:
+                    opened.set_autoload(name, on)
+            sized = configure.size_maps(opened, max_entries)
+            # Kept and shared maps are compared with the sizes the new maps would be
+            # created with (--max-entries, defaults), as the old ones were created.
+            plan = reuse.plan(
+                _as_created(built.spec, opened),
+                keep_from=extra.keep_maps_from,
+                use=extra.use,
+                use_labels=extra.use_labels,
+            )
             reuse.configure(opened, plan)
+            notes += chosen.notes + sized
         except BaseException:
             opened.close()
             raise
         loaded = opened.load(failure=failure)
         prog: Program | None = None
         try:
+            _sync_map_sizes(loaded)
             prog = Program(
                 built.name,
                 loaded,
                 source=built.source,
                 build=built.compile_result,
                 event_types=built.event_types(),
+                notes=notes,
             )
             prog.notes += plan.notes()
             if attach:
@@ -263,6 +376,39 @@ def _load(
     return prog
 
 
+def _sync_map_sizes(loaded: loader.LoadedObject) -> None:
+    """Give the spec the sizes the maps were created with (set or defaulted at open)."""
+    for name, owned in loaded.map_fds.items():
+        spec = loaded.spec.maps.get(name)
+        if spec is None:
+            continue
+        created = bpf.map_info(owned.get()).max_entries
+        if created != spec.max_entries:
+            loaded.spec.maps[name] = dataclasses.replace(spec, max_entries=created)
+
+
+def _as_created(spec: ObjectSpec, opened: loader.OpenObject) -> ObjectSpec:
+    """``spec`` with the sizes the opened object's maps will be created with."""
+    sized = {
+        name: dataclasses.replace(m, max_entries=opened.maps[name].max_entries)
+        for name, m in spec.maps.items()
+        if name in opened.maps and opened.maps[name].max_entries != m.max_entries
+    }
+    if not sized:
+        return spec
+    out = copy.copy(spec)
+    out.maps = {**spec.maps, **sized}
+    return out
+
+
+def _leave_out_unused_hidden_maps(opened: loader.OpenObject, spec: ObjectSpec) -> None:
+    """Do not create bpfnb's own maps (``bpfnb_drops``) when no code refers to them."""
+    used = code.referenced_maps(spec.functions)
+    for name in opened.maps:
+        if name.startswith(HIDDEN_PREFIX) and name not in used:
+            opened.set_autocreate(name, False)
+
+
 def load(
     source_or_path: str | os.PathLike[str],
     name: str = "prog",
@@ -277,6 +423,10 @@ def load(
     sample_period: int | None = None,
     keep_maps_from: Program | None = None,
     use: Mapping[str, Any] | None = None,
+    programs: Sequence[str] | str | None = None,
+    skip: Sequence[str] | str | None = None,
+    max_entries: Mapping[str, int] | None = None,
+    bcc: bool | None = None,
 ) -> Program:
     """Compile (when given C), load and attach a BPF program.
 
@@ -306,6 +456,20 @@ def load(
     use : mapping of str to map, optional
         Map name -> a map of another loaded program to use instead of creating it
         (``use={"counts": producer.counts}``).
+    programs : str or list of str, optional
+        Load only these programs (``"a,b"`` or a list); the others stay in the object,
+        unloaded. By default bpfnb loads every program, except that of alternative
+        programs for one job (``tp_btf``/``raw_tp``, ``fentry``/``kprobe`` versions) it
+        loads the first this kernel supports, and it leaves out programs whose attach
+        point does not exist here; ``prog.notes`` says what it chose and why.
+    skip : str or list of str, optional
+        Leave these programs out.
+    max_entries : mapping, optional
+        Map name -> size, set before the maps are created (maps declared without
+        ``max_entries`` get a default otherwise).
+    bcc : bool, optional
+        Read the source as BCC's C dialect (``counts.increment(key)``,
+        ``TRACEPOINT_PROBE(...)``...); None detects it from the source.
 
     Returns
     -------
@@ -325,6 +489,15 @@ def load(
         include_dirs=include_dirs,
         cflags=cflags,
         line_offset=line_offset,
+        bcc=bcc,
     )
     extra = MapsAndSampling(keep_maps_from, use, None, sample_freq, sample_period)
-    return _load(built, attach=attach, global_values=globals, extra=extra)
+    return _load(
+        built,
+        attach=attach,
+        global_values=globals,
+        extra=extra,
+        programs=programs,
+        skip=skip,
+        max_entries=max_entries,
+    )

@@ -26,7 +26,8 @@ CELL_USAGE = (
     '%%bpf NAME [-D NAME[=VALUE]]... [-I DIR]... [--cflags "..."] [--no-attach] '
     "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only] [--force] "
     "[--sample-freq HZ | --sample-period N] [--keep-maps] [--use [MAP=]PROG.MAP]... "
-    "[--fleet [HOST,...]]"
+    "[--fleet [HOST,...]] "
+    "[--programs NAME[,NAME]] [--skip NAME[,NAME]] [--max-entries MAP=N]... [--bcc]"
 )
 LINE_USAGE = (
     "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
@@ -85,6 +86,14 @@ class CellArgs:
     use : dict of str to str
         ``--use [MAP=]PROG.MAP``: the cell's map ``MAP`` (default: the same name) is
         the map ``PROG.MAP`` of another loaded program.
+    programs : list of str or None
+        ``--programs NAME[,NAME]``: load only these programs (None: bpfnb chooses).
+    skip : list of str
+        ``--skip NAME[,NAME]``: leave these programs out.
+    max_entries : dict of str to int
+        ``--max-entries MAP=N`` (repeatable): map sizes set before the maps are created.
+    bcc : bool or None
+        True with ``--bcc`` (read the cell as BCC's C dialect); None detects it.
     """
 
     name: str
@@ -102,6 +111,10 @@ class CellArgs:
     sample_period: int | None = None
     keep_maps: bool | None = None
     use: dict[str, str] = field(default_factory=dict)
+    programs: list[str] | None = None
+    skip: list[str] = field(default_factory=list)
+    max_entries: dict[str, int] = field(default_factory=dict)
+    bcc: bool | None = None
 
 
 @dataclass
@@ -178,6 +191,10 @@ def _cell_parser(prog: str, usage: str) -> _Parser:
     parser.add_argument("--sample-period", type=int, default=None)
     parser.add_argument("--keep-maps", action="store_true", default=None)
     parser.add_argument("--use", action="append", default=[])
+    parser.add_argument("--programs", action="append", default=None)
+    parser.add_argument("--skip", action="append", default=[])
+    parser.add_argument("--max-entries", dest="max_entries", action="append", default=[])
+    parser.add_argument("--bcc", action="store_true", default=None)
     return parser
 
 
@@ -217,6 +234,26 @@ def _pairs(items: list[str], option: str, default: str | None) -> dict[str, str]
     return out
 
 
+def _name_list(values: list[str], option: str) -> list[str]:
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    for n in names:
+        if not n.isidentifier():
+            raise CommandError(f"{option} {n!r}: expected C function names, separated by commas")
+    return names
+
+
+def _sizes(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, value in _pairs(items, "--max-entries", None).items():
+        try:
+            out[name] = int(value, 0)
+        except ValueError:
+            raise CommandError(f"--max-entries {name}={value}: expected a whole number") from None
+        if out[name] <= 0:
+            raise CommandError(f"--max-entries {name}={value}: must be positive")
+    return out
+
+
 def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
     if ns.interval is not None and not ns.interval > 0:
         raise CommandError(f"--interval must be a positive number of seconds, not {ns.interval}")
@@ -249,6 +286,10 @@ def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
         sample_period=ns.sample_period,
         keep_maps=ns.keep_maps,
         use=_uses(ns.use),
+        programs=_name_list(ns.programs, "--programs") if ns.programs is not None else None,
+        skip=_name_list(ns.skip, "--skip"),
+        max_entries=_sizes(ns.max_entries),
+        bcc=ns.bcc,
     )
 
 

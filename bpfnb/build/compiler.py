@@ -12,7 +12,11 @@ the include search path where a same-named header would have been found first (s
 The cell is written to ``NAME.bpf.c`` unchanged, followed by extra lines only at its
 end (a GPL license section when the cell has none, then the event-type epilogue), so
 clang's and the verifier's line numbers are the cell's own; messages add the
-``line_offset`` of the cell (see :mod:`bpfnb.diagnostics`).
+``line_offset`` of the cell (see :mod:`bpfnb.diagnostics`). Declarations a particular
+cell needs before its first line (the kernel's kfunc prototypes it calls, see
+:mod:`bpfnb.build.kfuncs`) go in a *preamble* file clang includes first
+(``-include``), so they move no cell line either. A call of an undeclared function is
+an error (``-Werror=implicit-function-declaration``), not a link failure in libbpf.
 
 ``#include "vmlinux.h"`` and ``#include <vmlinux.h>`` (the first line of libbpf-tools
 programs) find the running kernel's cached ``vmlinux.h`` before any other, also before a
@@ -25,6 +29,7 @@ Everything here runs clang without a shell, in private temporary directories.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -426,6 +431,8 @@ def compile_cell(
     epilogue: str = "",
     use_cache: bool = True,
     line_offset: int = 0,
+    preamble: str = "",
+    display_source: str | None = None,
 ) -> CompileResult:
     """Compile the C text of a cell into a BPF object.
 
@@ -445,6 +452,11 @@ def compile_cell(
     line_offset : int
         Added to the cell lines named in errors and warnings: 1 for a ``%%bpf`` cell
         (the notebook numbers the ``%%bpf`` line as 1), 0 for files and plain text.
+    preamble : str
+        C text clang reads before the cell (``-include``); it moves no cell line.
+    display_source : str, optional
+        The text errors quote, when ``source`` is a line-preserving rewrite of what
+        the user wrote (the BCC dialect); by default ``source``.
 
     Returns
     -------
@@ -463,7 +475,15 @@ def compile_cell(
     check_name(name)
     clang = find_clang()
     extra = user_flags(defines, include_dirs, cflags)
-    cell = _Cell(name, source, cell_text(source, epilogue), f"{name}.bpf.c", line_offset)
+    cell = _Cell(
+        name,
+        source,
+        cell_text(source, epilogue),
+        f"{name}.bpf.c",
+        line_offset,
+        preamble,
+        source if display_source is None else display_source,
+    )
     for _ in range(2):
         with _held_prelude(clang, extra) as pre:
             result = _compile_with(clang, pre, cell, use_cache)
@@ -484,6 +504,8 @@ class _Cell:
     text: str
     source_name: str
     line_offset: int
+    preamble: str = ""
+    shown: str = ""
 
 
 def _compile_with(clang: str, pre: Prelude, cell: _Cell, use_cache: bool) -> CompileResult | None:
@@ -491,7 +513,15 @@ def _compile_with(clang: str, pre: Prelude, cell: _Cell, use_cache: bool) -> Com
     quote_dirs = [str(kernel_dir()), os.getcwd()]
     key = cache.sha256(
         json.dumps(
-            [OBJECT_FORMAT, cell.text, cell.source_name, str(pre.pch), pre.flags, quote_dirs]
+            [
+                OBJECT_FORMAT,
+                cell.text,
+                cell.source_name,
+                str(pre.pch),
+                pre.flags,
+                quote_dirs,
+                cell.preamble,
+            ]
         ).encode()
     )[:32]
     if use_cache:
@@ -501,16 +531,18 @@ def _compile_with(clang: str, pre: Prelude, cell: _Cell, use_cache: bool) -> Com
             shown = [d.shifted(cell.line_offset) for d in stored]
             return CompileResult(hit.path, True, 0.0, cell.source_name, shown)
     with tempfile.TemporaryDirectory(prefix="bpfnb-cc-") as tmp:
-        run = _run_clang(clang, pre, quote_dirs, cell.text, cell.source_name, Path(tmp))
+        run = _run_clang(
+            clang, pre, quote_dirs, cell.text, cell.source_name, Path(tmp), cell.preamble
+        )
         if run.returncode != 0 and any(s in run.stderr for s in _STALE_PCH):
             return None
         raw = parse_diagnostics(
             run.stderr, cell.source_name, cell_lines=len(cell.source.splitlines())
         )
         if run.returncode != 0:
-            shown = [d.shifted(cell.line_offset) for d in raw]
+            shown = [_on_shown_line(d, cell).shifted(cell.line_offset) for d in raw]
             message = format_compile_error(
-                cell.name, cell.source, shown, run.stderr, line_offset=cell.line_offset
+                cell.name, cell.shown, shown, run.stderr, line_offset=cell.line_offset
             )
             raise CompileError(message, shown, run.stderr)
         deps = cache.Dependencies.scan(
@@ -524,15 +556,41 @@ def _compile_with(clang: str, pre: Prelude, cell: _Cell, use_cache: bool) -> Com
     return CompileResult(obj, False, 0.0, cell.source_name, shown)
 
 
+def _on_shown_line(diag: Diagnostic, cell: _Cell) -> Diagnostic:
+    """Keep a column inside the user's line when clang saw a rewritten, longer one."""
+    if not diag.in_cell or cell.shown is cell.source:
+        return diag
+    compiled = cell.source.splitlines()
+    shown = cell.shown.splitlines()
+    index = diag.line - 1
+    if not 0 <= index < min(len(compiled), len(shown)) or compiled[index] == shown[index]:
+        return diag
+    column = min(diag.column, len(shown[index].rstrip()) + 1)
+    return dataclasses.replace(diag, column=column)
+
+
 def _run_clang(
-    clang: str, pre: Prelude, quote_dirs: Sequence[str], text: str, source_name: str, tmp: Path
+    clang: str,
+    pre: Prelude,
+    quote_dirs: Sequence[str],
+    text: str,
+    source_name: str,
+    tmp: Path,
+    preamble: str = "",
 ) -> subprocess.CompletedProcess[str]:
     (tmp / source_name).write_text(text)
+    extra: list[str] = []
+    if preamble:
+        preamble_name = source_name.removesuffix(".bpf.c") + ".preamble.h"
+        (tmp / preamble_name).write_text(preamble)
+        extra = ["-include", preamble_name]
     argv = [
         clang,
         *pre.flags,
         "-include-pch",
         str(pre.pch),
+        *extra,
+        "-Werror=implicit-function-declaration",
         *(arg for d in quote_dirs for arg in ("-iquote", d)),
         "-fno-color-diagnostics",
         "-fno-caret-diagnostics",

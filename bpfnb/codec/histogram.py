@@ -15,6 +15,12 @@ Labels follow bpftrace: ``[0]``, ``[1]``, ``[2, 4)``, ``[1K, 2K)``, ``[1M, 2M)``
 Histogram maps have the kind ``histogram`` / ``percpu_histogram`` (see
 :mod:`bpfnb.object.maptypes`, which reads the scheme from the key type); their views
 build the histogram view with :func:`histogram_frame` from the map's plain DataFrame.
+
+libbpf-tools histograms (kind ``slots_histogram``) hold one histogram per key in a
+``slots`` array of the value, scheme ``log2_slots`` with N slots: slot 0 counts ``[0,
+2)``, slot ``k`` counts ``[2**k, 2**(k+1))``, slot ``N-1`` counts ``[2**(N-1), ...)``.
+:func:`slots_frame` turns the keys and their slot counts into one histogram frame with
+the key columns first.
 """
 
 from __future__ import annotations
@@ -50,24 +56,33 @@ class Histogram(maptypes.HistogramScheme):
         """Number of slots of the map (under- and overflow slots included)."""
         if self.kind == "log2":
             return LOG2_SLOTS
+        if self.kind == "log2_slots":
+            return self.max
         return linear_buckets(self.min, self.max, self.step) + 2
 
     def bounds(self, slot: int) -> tuple[int, int | None]:
         """Return ``(low, high)`` of a slot: ``low <= v < high``; high None is unbounded."""
         if self.kind == "log2":
             return log2_bounds(slot)
+        if self.kind == "log2_slots":
+            return slots_bounds(slot, self.max)
         return linear_bounds(slot, self.min, self.max, self.step)
 
     def label(self, slot: int) -> str:
         """Return the bpftrace-style label of a slot, e.g. ``[1K, 2K)``."""
         if self.kind == "log2":
             return log2_label(slot)
+        if self.kind == "log2_slots":
+            low, high = slots_bounds(slot, self.max)
+            return f"[{format_number(low)}, {format_number(high) if high else '...'})"
         return linear_label(slot, self.min, self.max, self.step)
 
     def slot_of(self, value: int) -> int:
         """Return the slot a value is counted in (what the C helpers compute)."""
         if self.kind == "log2":
             return log2_slot(value)
+        if self.kind == "log2_slots":
+            return min(max(int(value), 1).bit_length() - 1, self.max - 1)
         return linear_slot(value, self.min, self.max, self.step)
 
 
@@ -92,6 +107,14 @@ def log2_bounds(slot: int) -> tuple[int, int | None]:
     if slot == LOG2_SLOTS - 1:
         return 1 << (slot - 1), None
     return 1 << (slot - 1), 1 << slot
+
+
+def slots_bounds(slot: int, slots: int) -> tuple[int, int | None]:
+    """Return ``(low, high)`` of a ``log2_slots`` slot (libbpf-tools' ``log2l`` slots)."""
+    if not 0 <= slot < slots:
+        raise ValueError(f"slot {slot} is outside 0..{slots - 1}")
+    low = 0 if slot == 0 else 1 << slot
+    return low, None if slot == slots - 1 else 1 << (slot + 1)
 
 
 def linear_buckets(min_: int, max_: int, step: int) -> int:
@@ -266,6 +289,58 @@ def histogram_frame(
         counts = numeric.to_numpy(dtype=np.uint64).sum(axis=1) if len(numeric.columns) else []
         extra = numeric
     return frame_from_counts(hist, slots, counts, trim=trim, extra=extra)
+
+
+def slots_frame(
+    scheme: maptypes.HistogramScheme,
+    keys: pd.DataFrame,
+    counts: np.ndarray,
+    *,
+    trim: bool = True,
+) -> pd.DataFrame:
+    """Build one histogram frame from per-key ``slots`` arrays.
+
+    Parameters
+    ----------
+    scheme : HistogramScheme
+        The ``log2_slots`` scheme (its ``max`` is the number of slots).
+    keys : DataFrame
+        One row per key: the key columns and any other value columns (``comm``).
+    counts : numpy.ndarray
+        ``(len(keys), slots)`` counts, per-CPU values already summed.
+    trim : bool
+        Per key, keep the slots from its first to its last non-zero one (keys whose
+        histogram is all zero are left out); False keeps every slot of every key.
+
+    Returns
+    -------
+    DataFrame
+        The columns of ``keys``, then ``bucket``, ``low``, ``high`` (nullable UInt64;
+        ``high`` exclusive, NA when unbounded) and ``count``, one row per key and slot,
+        indexed by slot number.
+    """
+    hist = Histogram.of(scheme)
+    n = hist.slots
+    grid = np.asarray(counts, dtype=np.uint64).reshape(len(keys), n)
+    index = np.arange(n)
+    if trim:
+        nonzero = grid != 0
+        has = nonzero.any(axis=1)
+        first = np.where(has, nonzero.argmax(axis=1), n)
+        last = np.where(has, n - 1 - nonzero[:, ::-1].argmax(axis=1), -1)
+        keep = (index >= first[:, None]) & (index <= last[:, None])
+    else:
+        keep = np.ones(grid.shape, dtype=bool)
+    rows, slots = np.nonzero(keep)
+    bounds = [hist.bounds(s) for s in range(n)]
+    labels = np.array([hist.label(s) for s in range(n)], dtype=object)
+    frame = keys.iloc[rows].reset_index(drop=True)
+    frame["bucket"] = labels[slots]
+    frame["low"] = pd.array([bounds[s][0] for s in slots], dtype="UInt64")
+    frame["high"] = pd.array([bounds[s][1] for s in slots], dtype="UInt64")
+    frame["count"] = grid[rows, slots]
+    frame.index = pd.Index(slots, name="slot")
+    return frame
 
 
 def render_text(frame: pd.DataFrame, width: int = 40) -> str:

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -614,6 +614,15 @@ def _group(failures: Mapping[str, RemoteFailure]) -> str:
     return "\n".join(lines)
 
 
+def _names(values: Sequence[str] | str | None) -> list[str] | None:
+    """``"a,b"`` or a list of names -> a list (None stays None)."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
 def load(
     source_or_path: str | os.PathLike[str],
     name: str = "prog",
@@ -628,6 +637,10 @@ def load(
     line_offset: int = 0,
     fleet: Fleet | None = None,
     replaces: FleetProgram | None = None,
+    programs: Sequence[str] | str | None = None,
+    skip: Sequence[str] | str | None = None,
+    max_entries: Mapping[str, int] | None = None,
+    bcc: bool | None = None,
 ) -> FleetProgram:
     """Compile here once, then load and attach on every chosen host of the fleet.
 
@@ -650,6 +663,9 @@ def load(
         Default: the connected one (:func:`bpfnb.fleet.connect`).
     replaces : FleetProgram, optional
         The previous version: stopped once this one runs (a re-run cell).
+    programs, skip, max_entries, bcc
+        As for :func:`bpfnb.load` (every host makes the same choice of programs
+        from its own kernel's features).
 
     Returns
     -------
@@ -670,6 +686,7 @@ def load(
         include_dirs=include_dirs,
         cflags=cflags,
         line_offset=line_offset,
+        bcc=bcc,
     )
     targets = fleet.resolve(hosts)
     per_host = {str(h): dict(v) for h, v in (host_globals or {}).items()}
@@ -692,6 +709,12 @@ def load(
             globals=dict(globals or {}),
             host_globals=per_host,
             replaces=replaces.load_id if replaces is not None else None,
+            programs=_names(programs),
+            skip=_names(skip) or [],
+            max_entries=dict(max_entries or {}),
+            compiled=built.compiled,
+            headers=list(built.headers),
+            notes=list(built.notes),
         )
     )
     answers = fleet.call(worker.remote_load, targets, request)

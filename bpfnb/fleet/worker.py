@@ -131,6 +131,12 @@ class LoadRequest:
         The load id of the previous version, closed once this one is attached.
     lease : float or None
         Seconds without a word from the notebook after which the program is closed.
+    programs, skip, max_entries
+        Which programs load and map sizes (see :func:`bpfnb.pipeline.load`).
+    compiled, headers, notes
+        What the notebook's build found (:class:`~bpfnb.pipeline.Built`): the text
+        clang compiled (a BCC cell's rewrite), the user headers' texts (event types
+        are read from both) and the build's notes.
     """
 
     load_id: str
@@ -147,11 +153,27 @@ class LoadRequest:
     signature: str | None = None
     replaces: str | None = None
     lease: float | None = None
+    programs: list[str] | None = None
+    skip: list[str] = field(default_factory=list)
+    max_entries: dict[str, int] = field(default_factory=dict)
+    compiled: str = ""
+    headers: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def globals_text(self) -> str:
-        """The global values as canonical text (what the signature covers)."""
+        """The global values and load options as canonical text (the signature covers it)."""
         return json.dumps(
-            {"all": self.globals, "hosts": self.host_globals}, sort_keys=True, default=repr
+            {
+                "all": self.globals,
+                "hosts": self.host_globals,
+                "load": {
+                    "programs": self.programs,
+                    "skip": self.skip,
+                    "max_entries": self.max_entries,
+                },
+            },
+            sort_keys=True,
+            default=repr,
         )
 
     def digest(self) -> bytes:
@@ -284,9 +306,17 @@ class ProgramHost(WorkerPlugin):
             source=request.source,
             cell_file=request.cell_file,
             line_offset=request.line_offset,
+            headers=request.headers,
+            notes=request.notes,
+            compiled=request.compiled,
         )
         program = load_built(
-            built, attach=request.attach, global_values=request.globals_for(self.host)
+            built,
+            attach=request.attach,
+            global_values=request.globals_for(self.host),
+            programs=request.programs,
+            skip=request.skip,
+            max_entries=request.max_entries,
         )
         with self._lock:
             self._held[request.load_id] = Held(request.owner, program, request.lease)

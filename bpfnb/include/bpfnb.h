@@ -6,6 +6,7 @@
  *   maps.h    BCC-style map shorthands: BPF_HASH, BPF_ARRAY, BPF_PERCPU_HASH, ...
  *   events.h  ring buffer / perf event array helpers and lost-event counting
  *   hist.h    log2 and linear histograms
+ *   compat.h  bpf_endian.h, and macros of newer libbpf headers the machine's may lack
  */
 #ifndef __BPFNB_H__
 #define __BPFNB_H__
@@ -21,6 +22,9 @@
 #endif
 #if __has_include("bpfnb/hist.h")
 #include "bpfnb/hist.h"
+#endif
+#if __has_include("bpfnb/compat.h")
+#include "bpfnb/compat.h"
 #endif
 
 #endif /* __BPFNB_H__ */

@@ -146,6 +146,8 @@ class OpenMap:
         Capacity libbpf will create it with (0 when the object did not say).
     internal : bool
         libbpf's own map for ``.rodata``/``.data``/``.bss``/``.kconfig``.
+    autocreate : bool
+        Whether the load creates it (see :meth:`OpenObject.set_autocreate`).
     """
 
     name: str
@@ -153,6 +155,7 @@ class OpenMap:
     max_entries: int
     internal: bool
     ptr: int = field(repr=False)
+    autocreate: bool = True
 
 
 class OpenObject:
@@ -231,6 +234,13 @@ class OpenObject:
         m = self.maps[map_name]
         _check(self._lib.bpf_map__set_max_entries(m.ptr, entries), f"max_entries of {map_name!r}")
         m.max_entries = entries
+
+    def set_autocreate(self, map_name: str, create: bool) -> None:
+        """Create ``map_name`` at load or leave it out (no program may refer to it)."""
+        self._live()
+        m = self.maps[map_name]
+        _check(self._lib.bpf_map__set_autocreate(m.ptr, create), f"autocreate of {map_name!r}")
+        m.autocreate = create
 
     def reuse_map(self, map_name: str, fd: int) -> None:
         """Use the existing map ``fd`` instead of creating ``map_name`` (libbpf dups it)."""
@@ -419,6 +429,8 @@ class LoadedObject:
         self.map_fds: dict[str, OwnedFd] = {}
         try:
             for m in opened.maps.values():
+                if not m.autocreate:
+                    continue  # its fd is libbpf's placeholder, not a map
                 fd = int(self._lib.bpf_map__fd(m.ptr))
                 if fd >= 0:
                     self.map_fds[m.name] = OwnedFd.dup(fd, f"map {m.name!r} of {self.name!r}")

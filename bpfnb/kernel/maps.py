@@ -62,8 +62,9 @@ from bpfnb.errors import (
     MapFullError,
     MapTypeError,
 )
-from bpfnb.kernel import bpf, cpus, flamegraph_hook, live, stackcols
+from bpfnb.kernel import bpf, cpus, drops, flamegraph_hook, live, stackcols
 from bpfnb.kernel.bpf_abi import BPF_ANY
+from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
 from bpfnb.object.spec import MapSpec, ObjectSpec
 
@@ -174,6 +175,38 @@ class Map:
     def max_entries(self) -> int:
         """The map's capacity."""
         return self.spec.max_entries
+
+    # -- what the kernel refused ------------------------------------------------------
+
+    _drops: DropCounter | None = None
+    _map_id = 0
+
+    def count_drops_with(self, counter: DropCounter | None) -> None:
+        """Read :attr:`dropped` from ``counter`` (the program's ``bpfnb_drops``)."""
+        self._drops = counter
+        if counter is not None:
+            self._map_id = bpf.map_info(self.fd).id
+
+    @property
+    def dropped(self) -> int:
+        """Updates the programs could not store for lack of room, counted in the kernel.
+
+        Every ``bpf_map_update_elem`` / ``bpf_map_push_elem`` of this map in the
+        program's C that failed with ``-E2BIG`` (no free element: the map is full, or
+        an array index is past ``max_entries``) or ``-ENOMEM`` (no memory for a new
+        element). ``-EEXIST`` / ``-ENOENT`` from ``BPF_NOEXIST`` / ``BPF_EXIST`` are
+        the program's own choice and are not counted. 0 for objects not compiled by
+        bpfnb.
+        """
+        if self._drops is None:
+            self._fd.get()  # a closed map still raises ClosedError
+            return 0
+        return self._drops.count(self._map_id, drops.FULL)
+
+    @property
+    def full(self) -> bool:
+        """Whether the map holds ``max_entries`` keys, so a new key finds no room."""
+        return self.max_entries > 0 and len(self) >= self.max_entries
 
     def decode(
         self, choices: Mapping[str, DecoderChoice] | None = None, /, **columns: DecoderChoice
@@ -545,6 +578,11 @@ class ArrayMap(_WritableMap):
 
     def __len__(self) -> int:
         return self.spec.max_entries
+
+    @property
+    def full(self) -> bool:
+        """Always False: an array's indexes are fixed, it never runs out of keys."""
+        return False
 
     def __delitem__(self, key: Any) -> None:
         if key not in self:

@@ -19,6 +19,8 @@ PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_CPU_CLOCK = 0
 PERF_COUNT_SW_BPF_OUTPUT = 10
 PERF_SAMPLE_RAW = 1 << 10
+#: ``read_format`` bit: read() also returns the samples the kernel dropped (Linux 6.0+).
+PERF_FORMAT_LOST = 1 << 4
 PERF_FLAG_FD_CLOEXEC = 1 << 3
 PERF_ATTR_SIZE = 112
 ATTR_FREQ = 1 << 10
@@ -38,6 +40,7 @@ def perf_event_open(
     sample_type: int = 0,
     flags: int = 0,
     wakeup: int = 0,
+    read_format: int = 0,
     what: str = "perf event",
 ) -> int:
     """Open a perf event on ``cpu`` for every process; return its fd (close-on-exec).
@@ -56,6 +59,8 @@ def perf_event_open(
         The attr's bit field (:data:`ATTR_FREQ`, :data:`ATTR_WATERMARK`...).
     wakeup : int
         ``wakeup_events`` / ``wakeup_watermark``.
+    read_format : int
+        ``PERF_FORMAT_*`` bits of what read() returns.
     what : str
         For messages.
 
@@ -66,13 +71,21 @@ def perf_event_open(
     """
     nr = syscall_number("perf_event_open")
     attr = ctypes.create_string_buffer(128)
-    struct.pack_into("<IIQQQ", attr, 0, type_, PERF_ATTR_SIZE, config, sample_period, sample_type)
+    struct.pack_into(
+        "<IIQQQQ", attr, 0, type_, PERF_ATTR_SIZE, config, sample_period, sample_type, read_format
+    )
     struct.pack_into("<QI", attr, 40, flags, wakeup)
     fd = int(LIBC.syscall(nr, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC))
     if fd < 0:
         err = ctypes.get_errno()
         raise KernelFeatureError(f"perf_event_open({what}, cpu {cpu}) failed: {os.strerror(err)}")
     return fd
+
+
+def read_lost(fd: int) -> int:
+    """Samples the kernel dropped for an event opened with :data:`PERF_FORMAT_LOST`."""
+    raw = os.read(fd, 16)
+    return struct.unpack_from("<QQ", raw)[1] if len(raw) >= 16 else 0
 
 
 def ioctl(fd: int, request: int) -> None:

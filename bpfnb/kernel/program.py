@@ -4,8 +4,14 @@ What ``bpfnb.load()`` returns and ``%%bpf NAME`` binds. The program owns the
 :class:`~bpfnb.kernel.loader.LoadedObject` (programs, links, map fds) and one view per
 user map, built by :func:`bpfnb.kernel.views.map_for` from the map's kind; each view
 knows its owner (``view.owner is prog``). bpfnb's own hidden maps (``bpfnb_*``) are
-used, not shown. :meth:`Program.close` stops the views' consumers, closes the map fds
-they share (so stale views raise instead of reading a reused fd), detaches and unloads.
+used, not shown: ``bpfnb_drops`` counts, per map, the events lost and the updates
+dropped in the kernel (see :mod:`bpfnb.kernel.drops`). :meth:`Program.close` stops the
+views' consumers, closes the map fds they share (so stale views raise instead of
+reading a reused fd), detaches and unloads.
+
+``prog.notes`` lists what bpfnb decided for the user while building and loading (the
+variant of a program it chose and why, programs skipped, map sizes it set, maps kept or
+shared, pins, sampling events).
 """
 
 from __future__ import annotations
@@ -18,14 +24,14 @@ from types import TracebackType
 from typing import Any
 
 from bpfnb.errors import BpfnbError, ClosedError, EventTypeError
-from bpfnb.kernel import bpf, session, views
+from bpfnb.kernel import bpf, drops, maps, session, views
 from bpfnb.kernel.global_vars import GlobalData
 from bpfnb.kernel.loader import LoadedObject, LoadedProgram
-from bpfnb.kernel.streams import EventStream, LostCounter
+from bpfnb.kernel.streams import EventStream
+from bpfnb.object import code
 from bpfnb.object.spec import ObjectSpec
 
 HIDDEN_PREFIX = "bpfnb_"
-LOST_MAP = "bpfnb_lost"
 
 
 class Program:
@@ -47,6 +53,8 @@ class Program:
         What the build step produced (``bpfnb.build.compiler.CompileResult``).
     event_types : mapping, optional
         Ring buffer / perf array name -> event C type (or the error saying why unknown).
+    notes : list of str, optional
+        What bpfnb decided while building and loading (shown with the cell).
 
     Attributes
     ----------
@@ -58,8 +66,10 @@ class Program:
     loaded_at : float
         ``time.time()`` of the load.
     notes : list of str
-        What the load did that the user should hear about (maps kept from the previous
-        version or shared with another program, pins, sampling events).
+        What bpfnb decided or did that the user should hear about: the variant of a
+        program it loaded and why, programs left out, map sizes it set, rewrites of the
+        source, maps kept from the previous version or shared with another program,
+        pins, sampling events.
     """
 
     def __init__(
@@ -70,33 +80,49 @@ class Program:
         source: str = "",
         build: Any = None,
         event_types: Mapping[str, str | EventTypeError | None] | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         self.name = name
+        self.notes: list[str] = list(notes or [])
         self.source = source
         self.spec: ObjectSpec = loaded.spec
         self.compile_result = build
         self.loaded_at = time.time()
-        self.notes: list[str] = []
         self._loaded = loaded
         self._lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []
         self._closed = False
-        lost_fd = loaded.map_fds.get(LOST_MAP)
-        lost_spec = self.spec.maps.get(LOST_MAP)
-        lost = (
-            LostCounter(lost_fd, lost_spec)
-            if lost_fd is not None and lost_spec is not None
-            else None
-        )
+        drops_fd = loaded.map_fds.get(drops.DROPS_MAP)
+        counter = drops.DropCounter(drops_fd) if drops_fd is not None else None
         types = event_types or {}
         self._maps: dict[str, views.MapView] = {}
         for map_name, map_spec in self.spec.maps.items():
             fd = loaded.map_fds.get(map_name)
             if fd is None or map_name.startswith(HIDDEN_PREFIX):
                 continue
-            view = views.map_for(fd, map_spec, self.spec, event_type=types.get(map_name), lost=lost)
+            view = views.map_for(
+                fd, map_spec, self.spec, event_type=types.get(map_name), lost=counter
+            )
+            if isinstance(view, maps.Map):
+                view.count_drops_with(counter)
             view.owner = self
             self._maps[map_name] = view
+        self._note_uncounted(source)
+
+    def _note_uncounted(self, source: str) -> None:
+        """Tell each stream whose submissions cannot all be counted why (``lost_note``)."""
+        uncounted = drops.uncounted_submissions(self.spec, source)
+        funcs = self.spec.functions
+        for func_name, why in uncounted.items():
+            func = funcs.get(func_name)
+            used = (
+                code.maps_of_program(funcs, func_name)
+                if func is not None and func.program
+                else frozenset(self._maps)
+            )
+            for stream in self.streams:
+                if stream.name in used and not stream.lost_note:
+                    stream.lost_note = why
 
     # -- maps ---------------------------------------------------------------------------
 

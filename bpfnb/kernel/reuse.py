@@ -166,7 +166,7 @@ def plan(
         if mine is None:
             raise MapTypeError(
                 f"--use {label}: the cell declares no map named {name!r} "
-                f"(maps: {', '.join(spec.maps) or 'none'}); declare it as {label} is declared"
+                f"(maps: {', '.join(spec.user_maps) or 'none'}); declare it as {label} is declared"
             )
         why = incompatibility(mine, view.spec)
         if why:

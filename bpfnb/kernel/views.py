@@ -7,15 +7,20 @@ streams a :class:`~bpfnb.kernel.streams.EventStream`, every other kind the read-
 modules: stack traces (:mod:`~bpfnb.kernel.stacks`), queues, stacks and bloom filters
 (:mod:`~bpfnb.kernel.queues`), LPM tries (:mod:`~bpfnb.kernel.lpm`), maps of maps and
 program arrays (:mod:`~bpfnb.kernel.mapinmap`), object storage
-(:mod:`~bpfnb.kernel.storage`) and user ring buffers (:mod:`~bpfnb.kernel.user_ringbuf`).
+(:mod:`~bpfnb.kernel.storage`), user ring buffers (:mod:`~bpfnb.kernel.user_ringbuf`),
+libbpf-tools ``slots`` histograms (:mod:`~bpfnb.kernel.slots_hist`) and cgroup arrays
+(:mod:`~bpfnb.kernel.cgroup_array`).
 """
 
 from __future__ import annotations
 
 from bpfnb.errors import EventTypeError, MapTypeError
 from bpfnb.kernel import lpm, mapinmap, maps, queues, stacks, storage, user_ringbuf
+from bpfnb.kernel.cgroup_array import CgroupArrayMap
+from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
-from bpfnb.kernel.streams import EventStream, LostCounter, PerfEventArray, RingBuffer
+from bpfnb.kernel.slots_hist import PerCpuSlotsHistogramMap, SlotsHistogramMap
+from bpfnb.kernel.streams import EventStream, PerfEventArray, RingBuffer
 from bpfnb.object.spec import MapSpec, ObjectSpec
 
 MapView = maps.Map | EventStream
@@ -43,6 +48,9 @@ VIEW_CLASSES: dict[str, type[maps.Map]] = {
     "sk_storage": storage.SocketStorageMap,
     "cgrp_storage": storage.CgroupStorageMap,
     "user_ringbuf": user_ringbuf.UserRingBuffer,
+    "slots_histogram": SlotsHistogramMap,
+    "percpu_slots_histogram": PerCpuSlotsHistogramMap,
+    "cgroup_array": CgroupArrayMap,
 }
 #: kind -> event stream class.
 STREAM_CLASSES: dict[str, type[EventStream]] = {
@@ -57,7 +65,7 @@ def map_for(
     obj: ObjectSpec | None = None,
     *,
     event_type: str | EventTypeError | None = None,
-    lost: LostCounter | None = None,
+    lost: DropCounter | None = None,
 ) -> MapView:
     """Wrap a map fd in the view of its kind.
 
@@ -71,8 +79,8 @@ def map_for(
         The object the map belongs to (its BTF).
     event_type : str, EventTypeError or None
         Event streams: the C type of the events (or why it is unknown).
-    lost : LostCounter, optional
-        Event streams: where failed submissions are counted.
+    lost : DropCounter, optional
+        Event streams: where failed submissions are counted (``bpfnb_drops``).
     """
     stream = STREAM_CLASSES.get(spec.kind)
     if stream is not None:

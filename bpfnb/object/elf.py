@@ -2,10 +2,12 @@
 
 Only what :mod:`bpfnb.spec` needs to describe a BPF object file: the section headers
 (name, type, flags, contents) and the symbol table (name, binding, type, section index,
-value, size); and what stack symbolization needs of executables and shared libraries
-(:mod:`bpfnb.object.symbols`): the program headers (``PT_LOAD`` segments map file
-offsets to addresses) and the dynamic symbol table (``.dynsym``, all a stripped
-library keeps). No relocation processing, no dependency on pyelftools.
+value, size); the ``SHT_REL`` relocation entries (which symbol each instruction
+refers to; they are read, not applied); and what stack symbolization needs of
+executables and shared libraries (:mod:`bpfnb.object.symbols`): the program headers
+(``PT_LOAD`` segments map file offsets to addresses) and the dynamic symbol table
+(``.dynsym``, all a stripped library keeps). Nothing is relocated, no dependency
+on pyelftools.
 
 Example
 -------
@@ -26,6 +28,7 @@ SHT_PROGBITS = 1
 SHT_SYMTAB = 2
 SHT_STRTAB = 3
 SHT_NOBITS = 8
+SHT_REL = 9
 SHT_DYNSYM = 11
 
 ET_EXEC = 2
@@ -54,6 +57,7 @@ _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _SYM = struct.Struct("<IBBHQQ")
 _PHDR = struct.Struct("<IIQQQQQQ")
+_REL = struct.Struct("<QQ")
 
 
 class ElfError(BtfError):
@@ -152,6 +156,25 @@ class Segment:
     vaddr: int
     filesz: int
     memsz: int
+
+
+@dataclass(frozen=True)
+class Relocation:
+    """One ``SHT_REL`` entry: the symbol an instruction of a section refers to.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset of the instruction in the section the relocation applies to.
+    symbol : int
+        Index of the symbol in the symbol table.
+    type : int
+        ``R_BPF_*`` relocation type.
+    """
+
+    offset: int
+    symbol: int
+    type: int
 
 
 def _cstr(table: bytes, offset: int) -> str:
@@ -272,3 +295,14 @@ class ElfFile:
         return sorted(
             (s for s in self.symbols if s.section == section), key=lambda s: (s.value, s.index)
         )
+
+    def relocations(self, section: int) -> list[Relocation]:
+        """The relocations applied to section *section* (by index), in file order."""
+        out: list[Relocation] = []
+        for rel in self.sections:
+            if rel.type != SHT_REL or rel.info != section:
+                continue
+            for i in range(len(rel.data) // _REL.size):
+                offset, info = _REL.unpack_from(rel.data, i * _REL.size)
+                out.append(Relocation(offset, info >> 32, info & 0xFFFFFFFF))
+        return out

@@ -13,6 +13,15 @@ names here too, because it decides the kind:
 
 * ``bpfnb_log2_bucket_t``: 65 log2 slots;
 * a typedef ``bpfnb_lhist__MIN_MAX_STEP`` of ``bpfnb_linear_bucket_t``: linear slots.
+
+libbpf-tools keep their histograms the other way round: the *value* is a struct whose
+``slots`` member is an array of ``u32``/``u64`` counts (``struct hist { __u32
+slots[26]; char comm[16]; }``), one histogram per key. A map whose value is such a
+struct (a ``slots`` array and nothing else but text fields) has the kind
+``slots_histogram`` (``percpu_slots_histogram`` for per-CPU maps), scheme
+``log2_slots``: slot 0 counts values 0 and 1, slot ``k`` the values ``[2**k,
+2**(k+1))``, the last slot everything above (what ``log2l()`` of ``bits.bpf.h`` and
+the tools' ``MAX_SLOTS`` clamp compute).
 """
 
 from __future__ import annotations
@@ -101,14 +110,18 @@ RINGBUF = MAP_TYPE_IDS["ringbuf"]
 #: Kinds whose keys and values are set and deleted from Python.
 WRITABLE_KINDS = frozenset(
     {"hash", "lru_hash", "array", "percpu_hash", "percpu_array", "lru_percpu_hash"}
-    | {"histogram", "percpu_histogram"}
-    | {"lpm_trie", "array_of_maps", "hash_of_maps", "prog_array"}
+    | {"histogram", "percpu_histogram", "slots_histogram", "percpu_slots_histogram"}
+    | {"lpm_trie", "array_of_maps", "hash_of_maps", "prog_array", "cgroup_array"}
     | {"task_storage", "inode_storage", "sk_storage", "cgrp_storage"}
 )
 #: Kinds that stream events to a consumer instead of holding keys.
 EVENT_STREAM_KINDS = frozenset({"ringbuf", "perf_event_array"})
 #: Kinds shown as histograms.
-HISTOGRAM_KINDS = frozenset({"histogram", "percpu_histogram"})
+HISTOGRAM_KINDS = frozenset(
+    {"histogram", "percpu_histogram", "slots_histogram", "percpu_slots_histogram"}
+)
+#: Histogram kinds with one histogram per key (a ``slots`` array in each value).
+SLOTS_HISTOGRAM_KINDS = frozenset({"slots_histogram", "percpu_slots_histogram"})
 
 
 def type_name(map_type: int) -> str:
@@ -119,7 +132,7 @@ def type_name(map_type: int) -> str:
 
 def is_per_cpu(kind: str) -> bool:
     """Whether maps of this kind keep one value per possible CPU."""
-    if kind == "percpu_histogram":
+    if kind in ("percpu_histogram", "percpu_slots_histogram"):
         return True
     known = MAP_TYPE_IDS.get(kind)
     return known is not None and MAP_TYPES[known].per_cpu
@@ -131,8 +144,13 @@ def is_event_stream(kind: str) -> bool:
 
 
 def is_histogram(kind: str) -> bool:
-    """Whether maps of this kind are ``hist.h`` histograms."""
+    """Whether maps of this kind are histograms (``hist.h`` or libbpf-tools' ``slots``)."""
     return kind in HISTOGRAM_KINDS
+
+
+def is_slots_histogram(kind: str) -> bool:
+    """Whether maps of this kind hold one ``slots`` histogram per key."""
+    return kind in SLOTS_HISTOGRAM_KINDS
 
 
 def is_writable(kind: str) -> bool:
@@ -164,7 +182,7 @@ VIEWED_KINDS = (
     | MAP_IN_MAP_KINDS
     | STORAGE_KINDS
     | UNLISTABLE_KINDS
-    | {"lpm_trie", "prog_array"}
+    | {"lpm_trie", "prog_array", "cgroup_array"}
 )
 
 #: ``__uint(pinning, LIBBPF_PIN_BY_NAME)``.
@@ -223,13 +241,13 @@ class HistogramScheme:
 
     Attributes
     ----------
-    kind : {"log2", "linear"}
+    kind : {"log2", "linear", "log2_slots"}
         The bucket scheme.
     min, max, step : int
-        Linear bounds (0 for log2).
+        Linear bounds (0 for log2); for ``log2_slots`` ``max`` is the number of slots.
     """
 
-    kind: Literal["log2", "linear"]
+    kind: Literal["log2", "linear", "log2_slots"]
     min: int = 0
     max: int = 0
     step: int = 0
@@ -277,8 +295,51 @@ def histogram_scheme(map_name: str, map_type: int, key: btf.Type | None) -> Hist
     )
 
 
+#: Map types a ``slots`` histogram may live in (keyed maps).
+_SLOTS_MAP_TYPES = frozenset({HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH})
+SLOTS_MEMBER = "slots"
+
+
+def _is_text(t: btf.Type) -> bool:
+    t = btf.resolve(t)
+    if not isinstance(t, btf.Array):
+        return False
+    elem = btf.resolve(t.element)
+    return isinstance(elem, btf.Int) and elem.size == 1
+
+
+def slots_scheme(map_type: int, value: btf.Type | None) -> HistogramScheme | None:
+    """The scheme of a libbpf-tools histogram value (``struct hist``), or None.
+
+    The value must be a struct with a ``slots`` member that is an array of 4- or
+    8-byte integers, and no other member but text (``char comm[16]``): a struct that
+    also carries counters (hardirqs' ``struct info``) is a plain value.
+    """
+    if map_type not in _SLOTS_MAP_TYPES or value is None:
+        return None
+    st = btf.resolve(value)
+    if not isinstance(st, btf.Struct):
+        return None
+    slots = None
+    for member in st.members:
+        if member.name == SLOTS_MEMBER:
+            arr = btf.resolve(member.type)
+            if not isinstance(arr, btf.Array) or arr.length < 2:
+                return None
+            elem = btf.resolve(arr.element)
+            if not isinstance(elem, btf.Int) or elem.size not in (4, 8):
+                return None
+            slots = arr.length
+        elif not _is_text(member.type):
+            return None
+    return HistogramScheme("log2_slots", 0, slots, 0) if slots is not None else None
+
+
 def kind_of(map_type: int, histogram: HistogramScheme | None = None) -> str:
-    """The kind of a map: its type's kernel name, or ``(percpu_)histogram``."""
+    """The kind of a map: its type's kernel name, or a histogram kind."""
+    if histogram is not None and histogram.kind == "log2_slots":
+        per_cpu = MAP_TYPES[map_type].per_cpu if map_type in MAP_TYPES else False
+        return "percpu_slots_histogram" if per_cpu else "slots_histogram"
     if histogram is not None:
         return "percpu_histogram" if map_type == PERCPU_ARRAY else "histogram"
     return type_name(map_type)

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpfnb.errors import BtfError
-from bpfnb.object import btf, maptypes
+from bpfnb.object import btf, code, maptypes
 from bpfnb.object.elf import STT_FUNC, STT_OBJECT, ElfFile
 
 _GLOBAL_PREFIXES = (".rodata", ".data", ".bss")
+#: Names of the maps bpfnb's prelude defines for itself (``bpfnb_drops``).
+HIDDEN_PREFIX = "bpfnb_"
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class MapSpec:
     flags : int
         ``map_flags``.
     histogram : maptypes.HistogramScheme or None
-        The bucket scheme of a ``bpfnb/hist.h`` histogram.
+        The bucket scheme of a ``bpfnb/hist.h`` histogram, or of a libbpf-tools
+        ``slots`` histogram value.
     inner : MapSpec or None
         Map-in-map: the inner map template of ``__array(values, struct {...})``.
     pinning : int
@@ -206,7 +209,9 @@ def _parse_map(name: str, t: btf.Type) -> MapSpec:
         value_size = size
     if values and not value_size:
         value_size = 4  # a map fd / program fd from user space, an id when read back
-    histogram = maptypes.histogram_scheme(name, map_type, key)
+    histogram = maptypes.histogram_scheme(name, map_type, key) or maptypes.slots_scheme(
+        map_type, value
+    )
     return MapSpec(
         name,
         map_type,
@@ -255,6 +260,8 @@ class ObjectSpec:
         self.programs = programs
         self.globals = globals_
         self.license = license_
+        self._elf: ElfFile | None = None
+        self._functions: dict[str, code.FunctionCode] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -325,7 +332,24 @@ class ObjectSpec:
         lic = elf.section("license")
         if lic is not None:
             license_ = lic.data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-        return cls(types, maps, programs, globals_, license_)
+        spec = cls(types, maps, programs, globals_, license_)
+        spec._elf = elf
+        return spec
+
+    @property
+    def functions(self) -> dict[str, code.FunctionCode]:
+        """What each function refers to (maps, helpers), read on first use.
+
+        Empty for a spec not read from an object file.
+        """
+        if self._functions is None:
+            self._functions = code.functions(self._elf) if self._elf is not None else {}
+        return self._functions
+
+    @property
+    def user_maps(self) -> dict[str, MapSpec]:
+        """The maps the user declared: :attr:`maps` without bpfnb's own (``bpfnb_*``)."""
+        return {n: m for n, m in self.maps.items() if not n.startswith(HIDDEN_PREFIX)}
 
     def struct_types(self) -> dict[str, btf.Struct]:
         """Every named struct of the object's BTF, by name (first definition wins)."""

@@ -382,6 +382,10 @@ def run_fleet_cell(
         cflags=args.cflags,
         line_offset=line_offset,
         replaces=bound.get(args.name),
+        programs=args.programs,
+        skip=args.skip,
+        max_entries=args.max_entries,
+        bcc=args.bcc,
     )
     bound[args.name] = prog
     if user_ns is not None:

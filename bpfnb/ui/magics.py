@@ -88,6 +88,10 @@ class BpfMagics(Magics):
         (``SEC("perf_event")`` programs), ``--keep-maps`` (a re-run keeps unchanged
         maps), ``--use [MAP=]PROG.MAP`` (use another program's map).
 
+        Cell options for programs as pasted: ``--programs NAME[,NAME]`` /
+        ``--skip NAME[,NAME]`` (which programs load), ``--max-entries MAP=N`` (map
+        sizes), ``--bcc`` (read the cell as BCC's C dialect).
+
         Line: ``%bpf list``, ``%bpf stop NAME``, ``%bpf stop --all``,
         ``%bpf export NAME.MAP PATH.csv``, ``%bpf doctor``, ``%bpf templates``,
         ``%bpf template TEMPLATE [NAME] [--show] [cell options]``, ``%bpf pins``,
@@ -146,6 +150,7 @@ class BpfMagics(Magics):
                 include_dirs=args.include_dirs,
                 cflags=args.cflags,
                 line_offset=CELL_LINE_OFFSET,
+                bcc=args.bcc,
             )
             result = built.compile_result
             assert result is not None
@@ -154,7 +159,7 @@ class BpfMagics(Magics):
                 f"{args.name}: compiled in {result.seconds * 1000:.0f} ms"
                 f"{' (cached)' if result.cached else ''} -> {result.object_path}\n"
                 f"  programs: {', '.join(f'{p.name} [{p.section}]' for p in spec.programs)}\n"
-                f"  maps: {', '.join(f'{m.name} ({m.type_name})' for m in spec.maps.values())}"
+                f"  maps: {', '.join(f'{m.name} ({m.type_name})' for m in spec.user_maps.values())}"
             )
             return None
         if args.fleet is not None:
@@ -178,6 +183,10 @@ class BpfMagics(Magics):
             if keep and previous is not None and not previous.closed
             else None,
             use=self._used_maps(args.use),
+            programs=args.programs,
+            skip=args.skip,
+            max_entries=args.max_entries,
+            bcc=args.bcc,
         )
         # The new version is loaded (and attached): only now replace the old one.
         old = self.bound.pop(args.name, None)
@@ -196,7 +205,7 @@ class BpfMagics(Magics):
         for warning in warnings[:3]:
             summary += f"\n  warning, line {warning.line}: {warning.message}"
         for note in prog.notes:
-            summary += f"\n  {note}"
+            summary += f"\n  note: {note}"
         status.update(summary)
         if args.display and self.display_dashboard:
             self._display(prog, args.interval or self.interval)

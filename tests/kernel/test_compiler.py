@@ -29,7 +29,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: None) -> Path
 def test_compiles_with_prelude_and_license(cache: Path) -> None:
     result = compiler.compile_cell(COUNTER, "syscalls", use_cache=False)
     spec = ObjectSpec.from_file(result.object_path)
-    assert list(spec.maps) == ["counts"]
+    assert list(spec.user_maps) == ["counts"]
     assert [(p.name, p.section) for p in spec.programs] == [
         ("on_getpid", "tracepoint/syscalls/sys_enter_getpid")
     ]

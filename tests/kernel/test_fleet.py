@@ -218,6 +218,72 @@ def test_a_cell_that_fails_everywhere_says_why(fleet: Any) -> None:
     assert all(rows == [] for rows in held(fleet).values())
 
 
+# A BCC-dialect cell: its perf buffer's event type is found in the rewritten text the
+# notebook compiled (shipped with the object); getpid calls go to a program left out.
+BCC_FLEET = r"""
+struct data_t { u32 pid; u32 one; };
+BPF_PERF_OUTPUT(events);
+BPF_HASH(calls, u32, u64, 64);
+const volatile u32 target_pid = 0;
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target_pid)
+        return 0;
+    struct data_t data = {.pid = pid, .one = 1};
+    calls.increment(pid);
+    events.perf_submit(args, &data, sizeof(data));
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getpid)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid == target_pid)
+        calls.increment(0);
+    return 0;
+}
+"""
+
+
+def test_a_bcc_cell_with_a_skipped_program_and_sized_map(
+    fleet: Any, workloads: dict[str, Workload]
+) -> None:
+    import bpfnb.fleet
+
+    prog = bpfnb.fleet.load(
+        BCC_FLEET,
+        "bccfleet",
+        fleet=fleet,
+        host_globals={h: {"target_pid": w.pid} for h, w in workloads.items()},
+        skip="tracepoint__syscalls__sys_enter_getpid",
+        max_entries={"calls": 32},
+    )
+    try:
+        assert all(len(v) == 1 for v in prog.program_ids().values())
+        assert prog.attach_points == [f"{h}:tracepoint/syscalls/sys_enter_getppid" for h in HOSTS]
+        for host, w in workloads.items():
+            w.run("getpid", CALLS[host])
+            w.run("getppid", EVENTS[host])
+        calls = prog.calls.df().sort_values("host")
+        assert calls["key"].tolist() == [workloads[h].pid for h in HOSTS]  # no key 0
+        assert calls["value"].tolist() == [EVENTS[h] for h in HOSTS]
+        assert wait_until(lambda: prog.events.received == sum(EVENTS.values()), 5)
+        events = prog.events.df()
+        assert list(events.columns[:3]) == ["host", "pid", "one"]
+        assert events.groupby("host").size().to_dict() == EVENTS
+        assert (events["pid"] == events["host"].map(lambda h: workloads[h].pid)).all()
+        assert (events["one"] == 1).all()
+    finally:
+        prog.close()
+    from bpfnb.errors import FleetError
+
+    with pytest.raises(FleetError, match=r"hosts 0, 1, 2: .*--max-entries nosuch=8: no map"):
+        bpfnb.fleet.load(BCC_FLEET, "bccfleet", fleet=fleet, max_entries={"nosuch": 8})
+    assert all(rows == [] for rows in held(fleet).values())
+
+
 def test_a_killed_worker_leaves_the_others_answering(
     fleet: Any, workloads: dict[str, Workload]
 ) -> None:

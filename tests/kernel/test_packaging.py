@@ -51,7 +51,7 @@ out["headers"] = sorted(
 source = templates.get_template("syscount").source
 result = compiler.compile_cell(source, "syscount")
 spec = ObjectSpec.from_file(result.object_path)
-out["maps"] = sorted(spec.maps)
+out["maps"] = sorted(spec.user_maps)
 out["programs"] = [p.section for p in spec.programs]
 if sys.argv[1] == "load":
     n = 257

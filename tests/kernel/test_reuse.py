@@ -206,3 +206,94 @@ def test_pinned_map_survives_the_program(
     assert reuse.pins() == []
     with pytest.raises(bpfnb.BpfnbError, match="no pinned map named 'nope'"):
         reuse.unpin("nope")
+
+
+# A map declared without max_entries (bpfnb sizes it) and a 16-entry map the program
+# fills with keys from `first_key` on: updates past its room are dropped and counted.
+SIZED_BY_BPFNB = r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);
+    __type(value, u64);
+} counts SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 16);
+} small SEC(".maps");
+const volatile u32 target = 0;
+const volatile u32 first_key = 0;
+u32 next_key;
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid != target)
+        return 0;
+    u64 one = 1, *n = bpf_map_lookup_elem(&counts, &pid);
+    if (n) __sync_fetch_and_add(n, 1);
+    else bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
+    u32 key = first_key + __sync_fetch_and_add(&next_key, 1);
+    bpf_map_update_elem(&small, &key, &one, BPF_ANY);
+    return 0;
+}
+"""
+
+
+def test_keep_maps_compares_the_sizes_maps_are_created_with(
+    clean_kernel: tuple[int, int, int], workload: Workload
+) -> None:
+    """Kept maps sized by bpfnb or --max-entries; drops counted by each version."""
+    pid = workload.pid
+    first = bpfnb.load(SIZED_BY_BPFNB, name="sized", globals={"target": pid})
+    with first:
+        assert first.counts.max_entries == 10240
+        assert any("map counts (hash) is declared without max_entries" in n for n in first.notes)
+        workload.run("getpid", 40)
+        assert first.small.full and first.small.dropped == 24
+        second = bpfnb.load(
+            SIZED_BY_BPFNB,
+            name="sized",
+            globals={"target": pid, "first_key": 1000},
+            keep_maps_from=first,
+        )
+        with second:
+            assert "kept maps (contents carried over): counts, small" in second.notes
+            assert second.counts[pid] == 40 and len(second.small) == 16
+            workload.run("getpid", 10)  # 10 new keys: the kept map has no room
+            assert second.counts[pid] == 50
+            assert second.small.dropped == 10 and first.small.dropped == 24
+            # a size the user sets differs from the old one: created anew, says why
+            third = bpfnb.load(
+                SIZED_BY_BPFNB,
+                name="sized",
+                globals={"target": pid},
+                keep_maps_from=second,
+                max_entries={"counts": 512},
+            )
+            with third:
+                assert "recreated maps: counts (max_entries changed: 10240 -> 512)" in third.notes
+                assert "kept maps (contents carried over): small" in third.notes
+                assert third.counts.max_entries == 512 and len(third.counts) == 0
+                workload.run("getpid", 3)
+                fourth = bpfnb.load(
+                    SIZED_BY_BPFNB,
+                    name="sized",
+                    globals={"target": pid},
+                    keep_maps_from=third,
+                    max_entries={"counts": 512},
+                )
+                with fourth:
+                    assert "kept maps (contents carried over): counts, small" in fourth.notes
+                    assert fourth.counts[pid] == 3
+
+
+def test_use_of_a_missing_map_names_only_the_users_maps(
+    clean_kernel: tuple[int, int, int], workload: Workload
+) -> None:
+    with bpfnb.load(COUNTER, name="p3", globals={"target": 1}) as other:
+        assert "bpfnb_drops" in pipeline.build_only(CONSUMER, "c3").spec.maps
+        with pytest.raises(MapTypeError, match=r"no map named 'nosuch' \(maps: counts\);"):
+            bpfnb.load(CONSUMER, name="c3", use={"nosuch": other.counts})

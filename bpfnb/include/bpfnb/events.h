@@ -1,17 +1,25 @@
-/* bpfnb/events.h: ring buffer and perf event array support for %%bpf cells.
+/* bpfnb/events.h: counting what the kernel drops, and event types, for %%bpf cells.
  *
  * Included by bpfnb.h after libbpf's bpf_helpers.h. Two things live here:
  *
- * 1. Lost-event counting with no change to the user's C. bpf_ringbuf_reserve,
- *    bpf_ringbuf_output and bpf_perf_event_output are redefined as function-like
- *    macros: each calls the real helper (a function-like macro does not expand inside
- *    its own body) and, when the helper fails, adds one to the hidden per-CPU hash
- *    map `bpfnb_lost`, keyed by the text of the map argument (e.g. "&events").
- *    bpfnb reads that map from Python and shows the sum as `prog.<ring>.lost`.
- *    For perf event arrays a full buffer (-ENOSPC) is not counted here: the kernel
- *    reports those samples itself with PERF_RECORD_LOST records, which bpfnb adds.
- *    The map is defined by the epilogue bpfnb appends to cells that call one of
- *    these helpers, so other cells get no extra map.
+ * 1. Drop counting with no change to the user's C. The helpers that can drop data
+ *    are redefined as function-like macros (a function-like macro does not expand
+ *    inside its own body, so each calls the real helper):
+ *      - bpf_ringbuf_reserve, bpf_ringbuf_reserve_dynptr, bpf_ringbuf_output and
+ *        bpf_perf_event_output: a failed submission is a *lost event* of that map;
+ *      - bpf_map_update_elem and bpf_map_push_elem: -E2BIG (no free element: the
+ *        map is full, or an array index is past max_entries) or -ENOMEM (no memory
+ *        for a new element) is a *dropped update* of that map.
+ *    The count goes to the hidden per-CPU hash `bpfnb_drops`, keyed by the kernel's id
+ *    of the map the helper was given (read from the map pointer itself, so a ring
+ *    passed through a variable or with a long name is counted the same) and the
+ *    reason. The macros expand wherever the helper is called after the prelude: in
+ *    the cell and in every header it includes. bpfnb reads the map from Python:
+ *    `prog.<ring>.lost` and `prog.<map>.dropped`.
+ *    A perf buffer that is full (-ENOSPC) is not counted here: the kernel counts
+ *    those samples itself and bpfnb reads the count from the perf events.
+ *    The map is defined below; bpfnb does not create it for an object whose code
+ *    never refers to it.
  *
  * 2. Declaring the event type of a ring explicitly:
  *        BPFNB_EVENT_TYPE(events, struct event);
@@ -22,67 +30,95 @@
 #ifndef __BPFNB_EVENTS_H__
 #define __BPFNB_EVENTS_H__
 
-#define BPFNB_LOST_KEY_LEN 32
+#define BPFNB_DROP_LOST 0 /* an event could not be submitted */
+#define BPFNB_DROP_FULL 1 /* an update found no room in the map */
 
-struct bpfnb_lost_key {
-	char site[BPFNB_LOST_KEY_LEN];
+struct bpfnb_drop_key {
+	__u32 map_id;
+	__u32 reason;
 };
 
-struct bpfnb_lost_map {
+struct bpfnb_drops_map {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__type(key, struct bpfnb_lost_key);
+	__type(key, struct bpfnb_drop_key);
 	__type(value, __u64);
-	__uint(max_entries, 256);
+	__uint(max_entries, 1024);
 };
 
-/* Defined by the epilogue bpfnb appends to cells that submit events
- * (bpfnb.eventtypes.epilogue), so cells that never do get no extra map. */
-extern struct bpfnb_lost_map bpfnb_lost;
+struct bpfnb_drops_map bpfnb_drops SEC(".maps");
 
-static __always_inline void bpfnb__count_lost(struct bpfnb_lost_key *key)
+/* Defined before the macros below, so the helpers here are the real ones. */
+static __always_inline void bpfnb__count_drop(void *map, __u32 reason)
 {
-	__u64 one = 1, *n = bpf_map_lookup_elem(&bpfnb_lost, key);
+	struct bpfnb_drop_key key = { .map_id = ((struct bpf_map *)map)->id, .reason = reason };
+	__u64 one = 1, *n = bpf_map_lookup_elem(&bpfnb_drops, &key);
 
 	if (n) {
-		*n += 1;
+		__sync_fetch_and_add(n, 1);
 		return;
 	}
-	if (bpf_map_update_elem(&bpfnb_lost, key, &one, BPF_NOEXIST)) {
-		n = bpf_map_lookup_elem(&bpfnb_lost, key);
+	if (bpf_map_update_elem(&bpfnb_drops, &key, &one, BPF_NOEXIST)) {
+		n = bpf_map_lookup_elem(&bpfnb_drops, &key);
 		if (n)
-			*n += 1;
+			__sync_fetch_and_add(n, 1);
 	}
 }
 
-#define bpfnb__lost(map_text)                                         \
-	do {                                                          \
-		struct bpfnb_lost_key __bpfnb_key = { .site = map_text }; \
-		bpfnb__count_lost(&__bpfnb_key);                      \
-	} while (0)
-
-#define bpf_ringbuf_reserve(ringbuf, size, flags)                             \
-	({                                                                    \
-		void *__bpfnb_rec = bpf_ringbuf_reserve((ringbuf), (size), (flags)); \
-		if (!__bpfnb_rec)                                             \
-			bpfnb__lost(#ringbuf);                                \
-		__bpfnb_rec;                                                  \
+#define bpf_ringbuf_reserve(ringbuf, size, flags)                                    \
+	({                                                                           \
+		void *__bpfnb_map = (void *)(ringbuf);                               \
+		void *__bpfnb_rec = bpf_ringbuf_reserve(__bpfnb_map, (size), (flags)); \
+		if (!__bpfnb_rec)                                                    \
+			bpfnb__count_drop(__bpfnb_map, BPFNB_DROP_LOST);             \
+		__bpfnb_rec;                                                         \
 	})
 
-#define bpf_ringbuf_output(ringbuf, data, size, flags)                             \
-	({                                                                         \
-		long __bpfnb_err = bpf_ringbuf_output((ringbuf), (data), (size), (flags)); \
-		if (__bpfnb_err)                                                   \
-			bpfnb__lost(#ringbuf);                                     \
-		__bpfnb_err;                                                       \
+#define bpf_ringbuf_reserve_dynptr(ringbuf, size, flags, ptr)                         \
+	({                                                                            \
+		void *__bpfnb_map = (void *)(ringbuf);                                \
+		long __bpfnb_err =                                                    \
+			bpf_ringbuf_reserve_dynptr(__bpfnb_map, (size), (flags), (ptr)); \
+		if (__bpfnb_err)                                                      \
+			bpfnb__count_drop(__bpfnb_map, BPFNB_DROP_LOST);              \
+		__bpfnb_err;                                                          \
+	})
+
+#define bpf_ringbuf_output(ringbuf, data, size, flags)                                   \
+	({                                                                               \
+		void *__bpfnb_map = (void *)(ringbuf);                                   \
+		long __bpfnb_err = bpf_ringbuf_output(__bpfnb_map, (data), (size), (flags)); \
+		if (__bpfnb_err)                                                         \
+			bpfnb__count_drop(__bpfnb_map, BPFNB_DROP_LOST);                 \
+		__bpfnb_err;                                                             \
 	})
 
 /* -28 is -ENOSPC: the perf buffer was full; the kernel counts those itself. */
-#define bpf_perf_event_output(ctx, map, flags, data, size)                                \
+#define bpf_perf_event_output(ctx, map, flags, data, size)                                      \
+	({                                                                                      \
+		void *__bpfnb_map = (void *)(map);                                              \
+		long __bpfnb_err = bpf_perf_event_output((ctx), __bpfnb_map, (flags), (data), (size)); \
+		if (__bpfnb_err && __bpfnb_err != -28)                                          \
+			bpfnb__count_drop(__bpfnb_map, BPFNB_DROP_LOST);                        \
+		__bpfnb_err;                                                                    \
+	})
+
+/* -7 is -E2BIG (no free element, or an array index past max_entries), -12 -ENOMEM. */
+#define bpf_map_update_elem(map, key, value, flags)                                       \
 	({                                                                                \
-		long __bpfnb_err = bpf_perf_event_output((ctx), (map), (flags), (data), (size)); \
-		if (__bpfnb_err && __bpfnb_err != -28)                                    \
-			bpfnb__lost(#map);                                                \
+		void *__bpfnb_map = (void *)(map);                                        \
+		long __bpfnb_err = bpf_map_update_elem(__bpfnb_map, (key), (value), (flags)); \
+		if (__bpfnb_err == -7 || __bpfnb_err == -12)                              \
+			bpfnb__count_drop(__bpfnb_map, BPFNB_DROP_FULL);                  \
 		__bpfnb_err;                                                              \
+	})
+
+#define bpf_map_push_elem(map, value, flags)                                       \
+	({                                                                         \
+		void *__bpfnb_map = (void *)(map);                                 \
+		long __bpfnb_err = bpf_map_push_elem(__bpfnb_map, (value), (flags)); \
+		if (__bpfnb_err == -7 || __bpfnb_err == -12)                       \
+			bpfnb__count_drop(__bpfnb_map, BPFNB_DROP_FULL);           \
+		__bpfnb_err;                                                       \
 	})
 
 /* Declare the type of the events submitted to RING (at file scope):

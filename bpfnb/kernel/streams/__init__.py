@@ -10,13 +10,12 @@
 from bpfnb.kernel.streams.perfbuf import PerfEventArray
 from bpfnb.kernel.streams.ringbuf import RingBuffer
 from bpfnb.kernel.streams.store import DEFAULT_MAX_ROWS, RECEIVED_AT
-from bpfnb.kernel.streams.stream import EventStream, LostCounter
+from bpfnb.kernel.streams.stream import EventStream
 
 __all__ = [
     "DEFAULT_MAX_ROWS",
     "RECEIVED_AT",
     "EventStream",
-    "LostCounter",
     "PerfEventArray",
     "RingBuffer",
 ]

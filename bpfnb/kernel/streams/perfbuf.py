@@ -3,6 +3,11 @@
 The stream opens one ``PERF_COUNT_SW_BPF_OUTPUT`` perf event per online CPU, stores its
 fd in the map at the CPU's index, maps its buffer and parses raw samples and
 ``PERF_RECORD_LOST`` records with :mod:`bpfnb.codec.streamparse`.
+
+Samples the kernel drops because a buffer is full are read from the events themselves
+(``PERF_FORMAT_LOST``, Linux 6.0+): exact at any moment. ``PERF_RECORD_LOST`` records
+arrive only once the buffer has room again, so a burst lost at the end of a run would
+be missing from them; they are used only on kernels without ``PERF_FORMAT_LOST``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import struct
 import numpy as np
 
 from bpfnb.codec import streamparse
+from bpfnb.errors import KernelFeatureError
 from bpfnb.kernel import bpf, cpus, perf
 from bpfnb.kernel.streams.stream import EventStream
 
@@ -23,10 +29,11 @@ from bpfnb.kernel.streams.stream import EventStream
 class _PerfBuffer:
     """One CPU's perf event fd and its mmapped buffer."""
 
-    def __init__(self, cpu: int, pages: int) -> None:
+    def __init__(self, cpu: int, pages: int, count_lost: bool) -> None:
         self.cpu = cpu
         page = mmap.PAGESIZE
         self.size = pages * page
+        self.counts_lost = count_lost
         self.fd = perf.perf_event_open(
             perf.PERF_TYPE_SOFTWARE,
             perf.PERF_COUNT_SW_BPF_OUTPUT,
@@ -35,6 +42,7 @@ class _PerfBuffer:
             sample_type=perf.PERF_SAMPLE_RAW,
             flags=perf.ATTR_WATERMARK,
             wakeup=max(self.size // 4, 1),
+            read_format=perf.PERF_FORMAT_LOST if count_lost else 0,
             what="BPF_OUTPUT",
         )
         try:
@@ -47,6 +55,10 @@ class _PerfBuffer:
         self.head = np.frombuffer(self.map, dtype=np.uint64, count=1, offset=perf.DATA_HEAD)
         self.tail = np.frombuffer(self.map, dtype=np.uint64, count=1, offset=perf.DATA_TAIL)
         self.data = np.frombuffer(self.map, dtype=np.uint8, offset=page, count=self.size)
+
+    def lost(self) -> int:
+        """Samples the kernel dropped on this CPU because the buffer was full."""
+        return perf.read_lost(self.fd) if self.counts_lost else 0
 
     def close(self) -> None:
         del self.head, self.tail, self.data
@@ -66,6 +78,33 @@ class PerfEventArray(EventStream):
     what = "perf event array"
     pages = 64
     _buffers: list[_PerfBuffer]
+    #: Whether the kernel reports dropped samples through read() (PERF_FORMAT_LOST).
+    _format_lost: bool | None = None
+    _closed_lost = 0  # dropped samples of buffers closed so far
+
+    def _new_buffer(self, cpu: int) -> _PerfBuffer:
+        if PerfEventArray._format_lost is False:
+            return _PerfBuffer(cpu, self.pages, False)
+        try:
+            buf = _PerfBuffer(cpu, self.pages, True)
+        except KernelFeatureError:
+            if PerfEventArray._format_lost:
+                raise
+            buf = _PerfBuffer(cpu, self.pages, False)  # raises when it was not the format
+            PerfEventArray._format_lost = False  # an older kernel: PERF_RECORD_LOST only
+            return buf
+        PerfEventArray._format_lost = True
+        return buf
+
+    def _kernel_dropped(self) -> int:
+        buffers = getattr(self, "_buffers", [])
+        if not PerfEventArray._format_lost:
+            return self._kernel_lost  # from PERF_RECORD_LOST records
+        total = self._closed_lost
+        for buf in buffers:
+            with contextlib.suppress(OSError):
+                total += buf.lost()
+        return total
 
     def _open(self) -> None:
         if getattr(self, "_buffers", None):
@@ -77,7 +116,7 @@ class PerfEventArray(EventStream):
             for cpu in cpus.online_cpus():
                 if self.spec.max_entries and cpu >= self.spec.max_entries:
                     continue
-                buf = _PerfBuffer(cpu, self.pages)
+                buf = self._new_buffer(cpu)
                 self._buffers.append(buf)
                 bpf.map_update(
                     fd, struct.pack("<I", cpu), struct.pack("<I", buf.fd), what=f"map {self.name!r}"
@@ -94,6 +133,8 @@ class PerfEventArray(EventStream):
                 with contextlib.suppress(Exception):
                     bpf.map_delete(self._fd.get(), struct.pack("<I", buf.cpu))
                 perf.ioctl(buf.fd, perf.IOC_DISABLE)
+                with contextlib.suppress(OSError):
+                    self._closed_lost += buf.lost()
                 buf.close()
             self._buffers = []
 

@@ -16,9 +16,12 @@ has caught up, and after each drain that found records the consumer sleeps
 wake-up per delay instead of one per record.
 
 Lost events are never hidden: the ``bpfnb/events.h`` macros count every failed
-``bpf_ringbuf_reserve`` / ``bpf_ringbuf_output`` / ``bpf_perf_event_output`` in the
-hidden per-CPU map ``bpfnb_lost`` (keyed by the map argument's text), which a
-:class:`LostCounter` reads; perf buffers add the kernel's ``PERF_RECORD_LOST`` counts.
+``bpf_ringbuf_reserve`` / ``bpf_ringbuf_reserve_dynptr`` / ``bpf_ringbuf_output`` /
+``bpf_perf_event_output`` in the hidden per-CPU map ``bpfnb_drops`` (keyed by the map's
+kernel id), which a :class:`~bpfnb.kernel.drops.DropCounter` reads; perf buffers add
+the samples the kernel itself dropped because a buffer was full. When some submissions
+cannot be counted (see :func:`bpfnb.kernel.drops.uncounted_submissions`),
+:attr:`EventStream.lost_note` says so and why.
 """
 
 from __future__ import annotations
@@ -35,17 +38,16 @@ from typing import Any, NoReturn, Self
 import numpy as np
 import pandas as pd
 
-from bpfnb.build import eventtypes
 from bpfnb.codec import sql
 from bpfnb.codec.plan import Codec, DecoderChoice, codec_for
 from bpfnb.codec.streamparse import Run
 from bpfnb.errors import (
-    BpfKeyError,
     ClosedError,
     EventTypeError,
     UnsupportedOperationError,
 )
-from bpfnb.kernel import bpf, cpus, live
+from bpfnb.kernel import bpf, drops, live
+from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
 from bpfnb.kernel.streams.store import (
     DEFAULT_MAX_ROWS,
@@ -64,38 +66,6 @@ DEFAULT_BATCH_DELAY = 0.002
 POLL_TIMEOUT = 0.1
 MAX_ERRORS = 100  # errors kept in EventStream.errors
 ERROR_BACKOFF = 0.1  # seconds the consumer waits after a failed drain
-LOST_MAP = eventtypes.LOST_MAP
-
-
-class LostCounter:
-    """Reads the hidden ``bpfnb_lost`` map: failed submissions per ring, summed over CPUs.
-
-    Parameters
-    ----------
-    fd : OwnedFd
-        The ``bpfnb_lost`` map (a per-CPU hash keyed by the map argument's text).
-    spec : MapSpec
-        Its declaration (the key size comes from ``struct bpfnb_lost_key`` in BTF).
-    """
-
-    def __init__(self, fd: OwnedFd, spec: MapSpec) -> None:
-        self._fd = fd
-        self._key_size = spec.key_size
-
-    def count(self, ring: str) -> int:
-        """Submissions to ``ring`` that failed, exactly."""
-        fd = self._fd.get()
-        ncpu = cpus.possible_cpus()
-        total = 0
-        what = f"map {LOST_MAP!r}"
-        with contextlib.suppress(BpfKeyError):
-            for key in bpf.map_keys(fd, self._key_size, what=what):
-                site = key.split(b"\0", 1)[0].decode("utf-8", "replace")
-                if eventtypes.ring_name(site) != ring:
-                    continue
-                raw = bpf.map_lookup(fd, key, 8 * ncpu, what=what)
-                total += int(np.frombuffer(raw, dtype="<u8").sum())
-        return total
 
 
 def _codec_of(obj: ObjectSpec | None, name: str) -> Codec:
@@ -124,8 +94,8 @@ class EventStream:
     event_type : str, EventTypeError or None
         The C type of the events (``"struct event"``), the error that says why it is
         not known (raised by :meth:`df`), or None for raw bytes.
-    lost : LostCounter, optional
-        Where failed submissions are counted.
+    lost : DropCounter, optional
+        Where failed submissions are counted (``bpfnb_drops``).
     max_rows : int
         Rows kept in memory; older rows are dropped and counted in :attr:`trimmed`.
 
@@ -154,7 +124,7 @@ class EventStream:
         obj: ObjectSpec | None = None,
         *,
         event_type: str | EventTypeError | None = None,
-        lost: LostCounter | None = None,
+        lost: DropCounter | None = None,
         max_rows: int = DEFAULT_MAX_ROWS,
     ) -> None:
         self._fd = fd
@@ -163,6 +133,8 @@ class EventStream:
         self.name = spec.name
         self.owner: Any = None
         self._lost_counter = lost
+        self._map_id = bpf.map_info(fd.get()).id if lost is not None else 0
+        self._lost_note = ""
         self._lock = threading.RLock()
         self._drain_lock = threading.Lock()
         self._deliver_lock = threading.Lock()
@@ -276,13 +248,30 @@ class EventStream:
 
     @property
     def lost(self) -> int:
-        """Events that could not be submitted or were dropped by the kernel, exactly."""
+        """Events that could not be submitted or were dropped by the kernel, exactly.
+
+        When some submissions cannot be counted, :attr:`lost_note` says why (and this
+        is then a lower bound).
+        """
         if self._final_lost is not None:
             return self._final_lost
-        total = self._kernel_lost
+        total = self._kernel_dropped()
         if self._lost_counter is not None:
-            total += self._lost_counter.count(self.name)
+            total += self._lost_counter.count(self._map_id, drops.LOST)
         return total
+
+    @property
+    def lost_note(self) -> str:
+        """Why :attr:`lost` may miss events (``""`` when every drop is counted)."""
+        return self._lost_note
+
+    @lost_note.setter
+    def lost_note(self, text: str) -> None:
+        self._lost_note = text
+
+    def _kernel_dropped(self) -> int:
+        """Events the kernel dropped on its own (perf buffers: full buffers)."""
+        return self._kernel_lost
 
     @property
     def trimmed(self) -> int:
@@ -573,4 +562,4 @@ class EventStream:
         self._unsupported("values()")
 
 
-__all__ = ["DEFAULT_MAX_ROWS", "EventStream", "LostCounter"]
+__all__ = ["DEFAULT_MAX_ROWS", "EventStream"]
