@@ -22,7 +22,8 @@ from bpfnb import diagnostics
 from bpfnb.build import compiler, eventtypes
 from bpfnb.build.patch_globals import patch_object
 from bpfnb.errors import BpfnbError, EventTypeError
-from bpfnb.kernel import loader, session, system
+from bpfnb.kernel import loader, mmaparray, session, system
+from bpfnb.kernel.bpf_abi import BPF_F_MMAPABLE
 from bpfnb.kernel.program import Program
 from bpfnb.object import maptypes
 from bpfnb.object.spec import ObjectSpec
@@ -127,8 +128,12 @@ def load_built(
     *,
     attach: bool = True,
     global_values: Mapping[str, Any] | None = None,
+    mmap_arrays: bool = True,
 ) -> Program:
     """Load, wrap, attach and start a built program (the kernel half).
+
+    ``mmap_arrays=False`` leaves array maps and histograms without ``BPF_F_MMAPABLE``
+    (see :mod:`bpfnb.kernel.mmaparray`).
 
     Raises
     ------
@@ -136,10 +141,24 @@ def load_built(
         With a short message; nothing stays in the kernel.
     """
     system.ensure_privileges()
-    return _load(built, attach=attach, global_values=global_values)
+    return _load(built, attach=attach, global_values=global_values, mmap_arrays=mmap_arrays)
 
 
-def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None) -> Program:
+def _make_arrays_mmapable(opened: loader.OpenObject, spec: ObjectSpec) -> None:
+    """Configure phase: create plain arrays and histograms ``BPF_F_MMAPABLE``."""
+    for name, map_spec in spec.maps.items():
+        found = opened.maps.get(name)
+        if found is not None and not found.internal and mmaparray.mmapable(map_spec):
+            opened.set_map_flags(name, opened.map_flags(name) | BPF_F_MMAPABLE)
+
+
+def _load(
+    built: Built,
+    *,
+    attach: bool,
+    global_values: Mapping[str, Any] | None,
+    mmap_arrays: bool = True,
+) -> Program:
     data = built.data
     if global_values:
         data = patch_object(data, built.spec, dict(global_values))
@@ -151,6 +170,12 @@ def _load(built: Built, *, attach: bool, global_values: Mapping[str, Any] | None
 
     with loader.interrupts_deferred():
         opened = loader.open_object(data, built.spec, built.name)
+        if mmap_arrays:
+            try:
+                _make_arrays_mmapable(opened, built.spec)
+            except BaseException:
+                opened.close()
+                raise
         loaded = opened.load(failure=failure)
         prog: Program | None = None
         try:
@@ -184,6 +209,7 @@ def load(
     include_dirs: list[str] | None = None,
     cflags: list[str] | None = None,
     line_offset: int = 0,
+    mmap_arrays: bool = True,
 ) -> Program:
     """Compile (when given C), load and attach a BPF program.
 
@@ -204,6 +230,9 @@ def load(
         ``-I`` directories and extra clang flags.
     line_offset : int
         Lines before the C text in the user's editor (messages use its numbering).
+    mmap_arrays : bool
+        Create array maps and histograms ``BPF_F_MMAPABLE`` and read them through a
+        shared mapping (see :mod:`bpfnb.kernel.mmaparray`); False opts out.
 
     Returns
     -------
@@ -224,4 +253,4 @@ def load(
         cflags=cflags,
         line_offset=line_offset,
     )
-    return _load(built, attach=attach, global_values=globals)
+    return _load(built, attach=attach, global_values=globals, mmap_arrays=mmap_arrays)

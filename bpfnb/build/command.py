@@ -67,6 +67,9 @@ class CellArgs:
         ``--set VAR=VALUE`` for ``const volatile`` globals, applied before load.
     compile_only : bool
         True with ``--compile-only``.
+    mmap_arrays : bool
+        False with ``--no-mmap``: array maps and histograms are not created
+        ``BPF_F_MMAPABLE`` (they are read with bpf(2) batch calls instead).
     """
 
     name: str
@@ -78,6 +81,7 @@ class CellArgs:
     interval: float | None = None
     globals: dict[str, str] = field(default_factory=dict)
     compile_only: bool = False
+    mmap_arrays: bool = True
 
 
 @dataclass
@@ -143,6 +147,7 @@ def _cell_parser(prog: str, usage: str) -> _Parser:
     parser.add_argument("--interval", type=float, default=None)
     parser.add_argument("--set", dest="globals", action="append", default=[])
     parser.add_argument("--compile-only", action="store_true")
+    parser.add_argument("--no-mmap", dest="mmap_arrays", action="store_false")
     return parser
 
 
@@ -186,6 +191,7 @@ def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
         interval=ns.interval,
         globals=_pairs(ns.globals, "--set", None),
         compile_only=ns.compile_only,
+        mmap_arrays=ns.mmap_arrays,
     )
 
 

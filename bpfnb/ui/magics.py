@@ -118,6 +118,7 @@ class BpfMagics(Magics):
             include_dirs=args.include_dirs,
             cflags=args.cflags,
             line_offset=CELL_LINE_OFFSET,
+            mmap_arrays=args.mmap_arrays,
         )
         # The new version is loaded (and attached): only now replace the old one.
         old = self.bound.pop(args.name, None)

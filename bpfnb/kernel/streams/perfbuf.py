@@ -104,18 +104,13 @@ class PerfEventArray(EventStream):
             self._check_open()
             if not getattr(self, "_buffers", None):
                 self._open()
-            batches: list[tuple[np.ndarray, np.ndarray]] = []
             for buf in self._buffers:
                 head, tail = int(buf.head[0]), int(buf.tail[0])
                 if head == tail:
                     continue
                 scan, linear = streamparse.scan_perf(buf.data, buf.size, tail, head)
-                rows, sizes = streamparse.gather(linear, scan.runs, self._width(scan.runs))
-                buf.tail[0] = scan.position
+                buf.tail[0] = scan.position  # the records are in `linear` now
                 self._kernel_lost += scan.lost
+                self._take(linear, scan.runs, scan.records)
                 total += scan.records
-                if len(rows):
-                    batches.append((rows, sizes))
-        for rows, sizes in batches:
-            self._deliver(rows, sizes)
         return total

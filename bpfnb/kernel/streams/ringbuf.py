@@ -3,7 +3,8 @@
 The ring is mapped through the map fd: the consumer page read-write, the producer page
 and the data area read-only, the data area twice in a row so a record that wraps is
 contiguous. The consumer waits with epoll on the map fd and drains every committed
-record with the vectorised parser of :mod:`bpfnb.codec.streamparse`.
+record with the vectorised parser of :mod:`bpfnb.codec.streamparse`, copying the
+records straight into the stream's store before giving their space back to the kernel.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class RingBuffer(EventStream):
             return 0
         return int(self._prod[0]) - int(self._cons[0])
 
+    def _pending(self) -> bool:
+        return self.available() > 0
+
     def drain(self) -> int:
         """Consume every committed record now; return how many events were received."""
         with self._drain_lock:
@@ -89,8 +93,7 @@ class RingBuffer(EventStream):
             if producer == consumer:
                 return 0
             scan = streamparse.scan_ringbuf(data, self._size, consumer, producer)
-            rows, sizes = streamparse.gather(data, scan.runs, self._width(scan.runs))
+            self._take(data, scan.runs, scan.records)  # copied out: the space can go back
             # An aligned 8-byte store: a release on x86 (stores are not reordered).
             cons[0] = scan.position
-        self._deliver(rows, sizes)
         return scan.records
