@@ -27,8 +27,8 @@ CELL_USAGE = (
     "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only]"
 )
 LINE_USAGE = (
-    "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
-    "template TEMPLATE [NAME] [--show] [cell options]"
+    "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv [--force] | doctor | "
+    "templates | template TEMPLATE [NAME] [--show] [cell options]"
 )
 
 
@@ -100,6 +100,8 @@ class LineArgs:
         Destination of ``export``.
     show : bool
         ``template TEMPLATE --show``.
+    force : bool
+        ``export --force``: replace an existing file.
     cell : CellArgs or None
         Cell options of ``template TEMPLATE [NAME] [options]``.
     """
@@ -110,6 +112,7 @@ class LineArgs:
     path: str | None = None
     show: bool = False
     cell: CellArgs | None = None
+    force: bool = False
 
 
 def _split(line: str) -> list[str]:
@@ -252,9 +255,11 @@ def parse_line_args(line: str) -> LineArgs:
             return LineArgs("stop", name=rest[0])
         raise CommandError("usage: %bpf stop NAME | %bpf stop --all")
     if action == "export":
+        force = "--force" in rest
+        rest = [r for r in rest if r != "--force"]
         if len(rest) != 2 or rest[0].count(".") != 1:
-            raise CommandError("usage: %bpf export NAME.MAP PATH.csv")
-        return LineArgs("export", name=rest[0], path=rest[1])
+            raise CommandError("usage: %bpf export NAME.MAP PATH.csv [--force]")
+        return LineArgs("export", name=rest[0], path=rest[1], force=force)
     if action == "template":
         parser = _cell_parser("%bpf template", "%bpf template TEMPLATE [NAME] [--show] [options]")
         parser.add_argument("template", nargs="?")

@@ -75,7 +75,7 @@ class BpfMagics(Magics):
         [--no-display] [--interval SECONDS] [--set VAR=VALUE] [--compile-only]``.
 
         Line: ``%bpf list``, ``%bpf stop NAME``, ``%bpf stop --all``,
-        ``%bpf export NAME.MAP PATH.csv``, ``%bpf doctor``, ``%bpf templates``,
+        ``%bpf export NAME.MAP PATH.csv [--force]``, ``%bpf doctor``, ``%bpf templates``,
         ``%bpf template TEMPLATE [NAME] [--show] [cell options]``.
         """
         if cell is not None:
@@ -211,7 +211,7 @@ class BpfMagics(Magics):
             raise CommandError(
                 f"program {prog_name!r} has no map {map_name!r} (maps: {', '.join(prog.maps)})"
             )
-        path = prog.maps[map_name].to_csv(args.path)
+        path = prog.maps[map_name].to_csv(args.path, overwrite=args.force)
         with open(path) as written:
             rows = sum(1 for _ in written) - 1
         print(f"wrote {rows} row(s) of {args.name} to {path}")
