@@ -63,7 +63,7 @@ struct event {
     u64 ts;
     u64 cpu;
 #if EVENT_SIZE > 32
-    u8 pad[EVENT_SIZE - 32];
+    u64 pad[(EVENT_SIZE - 32) / 8];
 #endif
 };
 
@@ -122,39 +122,34 @@ struct event {
     u64 ts;
     u64 cpu;
 #if EVENT_SIZE > 32
-    u8 pad[EVENT_SIZE - 32];
+    u64 pad[(EVENT_SIZE - 32) / 8];
 #endif
 };
 BPF_RINGBUF_OUTPUT(events, RING_PAGES);
 BPF_HASH(targets, u32, u32, 16);
 BPF_PERCPU_ARRAY(stats, u64, 2);   /* [0] offered, [1] lost */
 
-static long emit(u64 i, void *tid)
-{
-    struct event *e = events.ringbuf_reserve(sizeof(struct event));
-    if (!e) {
-        int one = 1;
-        u64 *n = stats.lookup(&one);
-        if (n) *n += 1;
-        return 0;
-    }
-    e->seq = i;
-    e->tid = *(u64 *)tid;
-    e->ts = bpf_ktime_get_ns();
-    e->cpu = bpf_get_smp_processor_id();
-    events.ringbuf_submit(e, 0);
-    return 0;
-}
-
 TRACEPOINT_PROBE(syscalls, sys_enter_getpid)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
-    int zero = 0;
-    u64 tid = (u32)id;
+    int zero = 0, one = 1;
     if (!targets.lookup(&pid))
         return 0;
-    bpf_loop(PER_CALL, emit, &tid, 0);
+    /* BCC cannot pass a callback to bpf_loop: the same records from a bounded loop */
+    for (u64 i = 0; i < PER_CALL; i++) {
+        struct event *e = events.ringbuf_reserve(sizeof(struct event));
+        if (!e) {
+            u64 *n = stats.lookup(&one);
+            if (n) *n += 1;
+            continue;
+        }
+        e->seq = i;
+        e->tid = (u32)id;
+        e->ts = bpf_ktime_get_ns();
+        e->cpu = bpf_get_smp_processor_id();
+        events.ringbuf_submit(e, 0);
+    }
     u64 *n = stats.lookup(&zero);
     if (n) *n += PER_CALL;
     return 0;

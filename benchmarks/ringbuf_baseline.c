@@ -13,11 +13,15 @@
  *         copy   also copy each record's first WIDTH bytes into an array of ROWS rows,
  *                touched before the run and reused as a ring (what a consumer that
  *                keeps the newest ROWS events must at least do).
- *       Wake-ups are adaptive: the consumer drains until the ring is empty and only
- *       then sleeps in epoll_wait; the kernel wakes a consumer only when a record is
- *       committed right at the consumer position (it had caught up), so a busy ring
- *       costs no wake-up at all. The consumer position is published after every
- *       record, as libbpf does, so producers get space back as early as possible.
+ *       Wake-ups are batched and adaptive: after a drain that found records the
+ *       consumer sleeps DELAY microseconds (default 2000, as bpfnb) so records pile
+ *       up and producers run undisturbed; when the ring is empty it sleeps in
+ *       epoll_wait, and the kernel wakes it only when a record is committed right at
+ *       the consumer position (it had caught up). The consumer position is published
+ *       once per drain (PUB=N publishes every N records). Measured here, this beats
+ *       libbpf's way (publish per record, never sleep while records come): 10.5 vs
+ *       4.3 M records/s received at 32 B, because a consumer touching the producer's
+ *       cache lines at every record slows the producer down.
  *
  *   ringbuf_baseline drain MAP_ID ROWS WIDTH
  *       Copies every committed record of the (pre-filled) ring into a fresh array of

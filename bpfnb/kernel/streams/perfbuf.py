@@ -100,6 +100,7 @@ class PerfEventArray(EventStream):
     def drain(self) -> int:
         """Consume every sample in every CPU's buffer now; return how many."""
         total = 0
+        fill = 0.0
         with self._drain_lock:
             self._check_open()
             if not getattr(self, "_buffers", None):
@@ -110,7 +111,9 @@ class PerfEventArray(EventStream):
                     continue
                 scan, linear = streamparse.scan_perf(buf.data, buf.size, tail, head)
                 buf.tail[0] = scan.position  # the records are in `linear` now
+                fill = max(fill, (head - tail) / buf.size)
                 self._kernel_lost += scan.lost
                 self._take(linear, scan.runs, scan.records)
                 total += scan.records
+            self._fill = fill
         return total

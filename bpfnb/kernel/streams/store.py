@@ -187,6 +187,31 @@ class EventStore:
             segments.append((self._rows[: n - first], self._sizes[: n - first]))
         return segments
 
+    def space(self, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows after the newest one, up to the end of the arena, to write into.
+
+        For a writer that learns how many rows it has only while writing (the C copy
+        loop): it fills a prefix of these rows, then calls :meth:`commit`. Once the
+        store is full they are the oldest rows, overwritten (and trimmed) on commit.
+        Needs :attr:`max_rows` > 0.
+        """
+        if width > self.width or self.capacity != self._max_rows:
+            self._relayout(self._max_rows, max(width, self.width))
+        start = self._tail % self.capacity
+        return self._rows[start:], self._sizes[start:]
+
+    def commit(self, n: int, t_ns: int) -> None:
+        """Keep the first ``n`` rows of :meth:`space`, received at ``t_ns``."""
+        if n <= 0:
+            return
+        start = self._tail % self.capacity
+        self._times[start : start + n] = t_ns
+        self._tail += n
+        excess = len(self) - self.capacity
+        if excess > 0:
+            self._head += excess
+            self.trimmed += excess
+
     def append(self, batch: Rows) -> None:
         """Keep a batch of rows (only its newest :attr:`max_rows` when larger)."""
         skip = max(len(batch) - self._max_rows, 0)

@@ -60,8 +60,12 @@ from bpfnb.kernel.streams.store import (
 from bpfnb.object import btf
 from bpfnb.object.spec import MapSpec, ObjectSpec, find_type
 
-#: Seconds the consumer waits after a drain that found records (wake-up batching).
+#: Seconds the consumer waits at least after a drain that found records (wake-up batching).
 DEFAULT_BATCH_DELAY = 0.002
+#: Longest wait after a drain that found records (the delay adapts between the two).
+MAX_BATCH_DELAY = 0.025
+#: The fraction of the kernel's buffer the adaptive delay lets fill between drains.
+TARGET_FILL = 1 / 8
 #: Longest epoll wait; the consumer also drains when it times out.
 POLL_TIMEOUT = 0.1
 MAX_ERRORS = 100  # errors kept in EventStream.errors
@@ -140,7 +144,9 @@ class EventStream:
     received : int
         Events received since the program loaded.
     batch_delay : float
-        Seconds to wait after a drain that found records.
+        Seconds to wait at least after a drain that found records (the wait grows up to
+        ``MAX_BATCH_DELAY`` while the kernel's buffer stays under ``TARGET_FILL`` full
+        between drains).
     errors : list of BaseException
         Exceptions raised by ``on_event`` callbacks or the recorder (the consumer keeps
         running), and callbacks that did not return when the stream stopped.
@@ -181,6 +187,7 @@ class EventStream:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._cpu_before = 0.0  # CPU seconds of consumer threads that ended
+        self._fill = 0.0  # fraction of the kernel's buffer the last drain consumed
         self._wake_fd = -1
         self._epoll: select.epoll | None = None
         self._closed = False
@@ -404,6 +411,7 @@ class EventStream:
     def _consume(self) -> None:
         epoll = self._epoll
         assert epoll is not None
+        delay = self.batch_delay
         while not self._stop.is_set():
             try:
                 n = self.drain()
@@ -414,9 +422,15 @@ class EventStream:
             if self._stop.is_set():
                 break
             if (n or self._pending()) and self.batch_delay > 0:
-                # records found, or one still being written: wait for more to gather
-                # (epoll would return at once while unconsumed bytes are there)
-                self._stop.wait(self.batch_delay)
+                # Records found, or one still being written: wait for more to gather
+                # (epoll would return at once while unconsumed bytes are there). The
+                # wait adapts so that about TARGET_FILL of the buffer fills in between:
+                # a moderate stream costs few wake-ups, a busy one is drained early.
+                fill = self._fill
+                if fill > 0:
+                    delay = min(delay * 2, delay * TARGET_FILL / fill, MAX_BATCH_DELAY)
+                delay = max(delay, self.batch_delay)
+                self._stop.wait(delay)
             elif not n:
                 epoll.poll(POLL_TIMEOUT)
 
@@ -499,6 +513,10 @@ class EventStream:
             delivery.submit(batch, self._stop)
         with self._lock:
             self.received += n
+
+    def _delivering(self) -> bool:
+        """Whether batches go to callbacks or a recording."""
+        return bool(self._callbacks) or self._recorder is not None
 
     def _targets(self) -> tuple[list[EventCallback], Recorder | None]:
         with self._lock:
