@@ -17,9 +17,11 @@ run (median of ``--runs``):
 * **BCC**: BCC-python's ``ring_buffer_poll`` with a Python callback per record, when
   ``python3-bpfcc`` and kernel headers are here (``benchmarks/setup-bcc.sh``).
 
-Reported per contender: received events/s, lost events, consumer CPU (% of one core and
-ns per received record). Then a full 16 MiB ring of 128 B records is drained into a
-DataFrame by bpfnb (``drain()`` + ``df()``) and raw-copied by C.
+Reported per contender: received events/s, lost events, delivered (received / offered:
+what the consumer got of what the producer made, independent of how fast the producer
+ran in that run), consumer CPU (% of one core and ns per received record). Then a full
+16 MiB ring of 128 B records is drained into a DataFrame by bpfnb (``drain()`` +
+``df()``) and raw-copied by C.
 
 Goals (PASS/MISS, exit 1 on a miss): bpfnb receives >= 0.95x what C count receives in
 every row, with 0 lost at 128 B x 2 producers.
@@ -503,7 +505,7 @@ def main() -> int:
                     bccs[size] = Bcc(exe, size)
             header = (
                 f"{'row':<10} {'contender':<9} {'received/s':>11} {'lost':>10} "
-                f"{'consumer CPU':>12} {'ns/record':>9}"
+                f"{'delivered':>9} {'consumer CPU':>12} {'ns/record':>9}"
             )
             print(header)
             for size, threads in configs:
@@ -528,12 +530,15 @@ def main() -> int:
                     medians[name] = rate
                     lost[name] = int(statistics.median(r.lost for r in rs))
                     cpu = statistics.median(r.cpu / r.seconds for r in rs)
+                    share = statistics.median(
+                        r.received / r.offered if r.offered else 0 for r in rs
+                    )
                     ns = statistics.median(
                         r.cpu / r.received * 1e9 if r.received else 0 for r in rs
                     )
                     print(
                         f"{row:<10} {name:<9} {rate / 1e6:9.2f} M {lost[name]:>10,} "
-                        f"{100 * cpu:10.1f} % {ns:9.1f}"
+                        f"{100 * share:8.2f}% {100 * cpu:10.1f} % {ns:9.1f}"
                     )
                 if bccs.get(size) is not None and bccs[size].proc is None:
                     print(f"{row:<10} {'BCC':<9} absent: {bccs[size].why}")

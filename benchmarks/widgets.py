@@ -59,12 +59,13 @@ static long emit(u64 i, void *ctx)
     struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e)
         return 0;
+    u64 ts = bpf_ktime_get_ns();
     e->seq = i;
     e->pid = target;
     e->cpu = bpf_get_smp_processor_id();
-    e->ts = bpf_ktime_get_ns();
+    e->ts = ts;
     bpf_ringbuf_submit(e, 0);
-    bpfnb_hist_log2(&lat, e->ts & 0xfffff);
+    bpfnb_hist_log2(&lat, ts & 0xfffff);
     return 0;
 }
 
