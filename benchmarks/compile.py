@@ -24,6 +24,8 @@ is missed. Needs root (it loads programs).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import statistics
 import subprocess
@@ -85,6 +87,12 @@ int on_getppid(void *ctx)
 PHASES = ("compile", "open + load", "attach + start", "replace old", "rest")
 
 
+def quiet(fn: Callable[..., object], *args: object) -> object:
+    """Call ``fn`` with its prints discarded."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*args)
+
+
 def rerun_phases(runs: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Median ms per phase of RERUN_CELL via %%bpf: a first run with nothing attached, a
     first run while the same program is attached under another name (like for like: a
@@ -101,6 +109,7 @@ def rerun_phases(runs: int) -> tuple[dict[str, float], dict[str, float], dict[st
     config.HistoryManager.enabled = False
     shell = InteractiveShell.instance(config=config)
     shell.run_cell("%load_ext bpfnb")
+    shell.run_cell("%config BpfMagics.progress = False")
     spent: dict[str, float] = {}
 
     def timed(phase: str, fn: Callable[..., object]) -> Callable[..., object]:
@@ -126,7 +135,7 @@ def rerun_phases(runs: int) -> tuple[dict[str, float], dict[str, float], dict[st
 
     cell = "%%bpf rerun --no-display\n" + RERUN_CELL
     shell.run_cell(cell)  # warm the object cache
-    shell.run_cell("%bpf stop rerun")
+    quiet(shell.run_line_magic, "bpf", "stop rerun")
     session.wait_closed()
     for _ in range(runs):
         for into in (first, like, again):
@@ -136,7 +145,7 @@ def rerun_phases(runs: int) -> tuple[dict[str, float], dict[str, float], dict[st
             result = shell.run_cell(cell)
             total = (time.perf_counter() - t0) * 1e3
             assert result.success, result.error_in_exec
-            listed = shell.run_cell("%bpf list").result
+            listed = shell.run_line_magic("bpf", "list")
             assert list(listed["name"]).count("rerun") == 1, listed
             for phase in PHASES[:-1]:
                 into[phase].append(spent.get(phase, 0.0))
@@ -145,9 +154,9 @@ def rerun_phases(runs: int) -> tuple[dict[str, float], dict[str, float], dict[st
             if shadow is not None:
                 shadow.close()
             if into is first:
-                shell.run_cell("%bpf stop rerun")
+                quiet(shell.run_line_magic, "bpf", "stop rerun")
                 session.wait_closed()
-        shell.run_cell("%bpf stop rerun")
+        quiet(shell.run_line_magic, "bpf", "stop rerun")
         session.wait_closed()
     med = statistics.median
     return tuple({k: med(v) for k, v in d.items()} for d in (first, like, again))  # type: ignore[return-value]
