@@ -104,3 +104,17 @@ def test_c_copy_equals_the_numpy_path() -> None:
     rest, rest_sizes = np.zeros((64, 24), np.uint8), np.zeros(64, np.uint32)
     m, end, _ = ringcopy.copy(data, size, position, producer, rest, rest_sizes)
     assert m == 15 and end == scan.position and (rest[:m] == want_rows[4:]).all()
+
+
+def test_wide_rows_grow_by_doubling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bpfnb.kernel.streams import store as store_module
+
+    monkeypatch.setattr(store_module, "ARENA_BYTES", 8 * 16)  # 16 rows of 8 bytes
+    store = EventStore(max_rows=100)
+    store.append(_batch(0, 5))
+    assert store.capacity == 16
+    store.append(_batch(5, 20))
+    assert store.capacity == 32 and _values(store.snapshot()) == list(range(25))
+    store.append(_batch(25, 200))
+    assert store.capacity == 100 and _values(store.snapshot()) == list(range(125, 225))
+    assert store.trimmed == 125

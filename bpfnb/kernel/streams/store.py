@@ -8,8 +8,9 @@ touched instead of allocating fresh pages for every batch (the first touch of a 
 costs more than copying the records into it). The arena is allocated once with room
 for ``max_rows`` rows, without touching it: its pages become memory only as rows first
 arrive (numpy asks for transparent huge pages), so a quiet stream costs little and a
-busy one never copies its rows to grow. Once full, the oldest rows are overwritten and
-counted in :attr:`EventStore.trimmed`.
+busy one never copies its rows to grow. (Stores of very wide rows, beyond
+:data:`ARENA_BYTES`, start smaller and double as rows arrive.) Once full, the oldest
+rows are overwritten and counted in :attr:`EventStore.trimmed`.
 
 Rows are decoded with the event type's codec only when a DataFrame is asked for
 (:func:`events_frame`), from a copy taken under the stream's lock
@@ -30,6 +31,8 @@ from bpfnb.codec.plan import Codec
 
 #: Rows kept in memory per stream by default (older rows are trimmed and counted).
 DEFAULT_MAX_ROWS = 1_000_000
+#: Bytes of arena reserved at once; a store of wider rows grows by doubling beyond it.
+ARENA_BYTES = 1 << 30
 RECEIVED_AT = "received_at"
 
 EventCallback = Callable[[pd.DataFrame], Any]
@@ -132,7 +135,7 @@ class EventStore:
             self._head += excess
             self.trimmed += excess
         self._max_rows = value
-        if self.capacity and self.capacity != value:
+        if self.capacity > value:
             self._relayout(value, self.width)
 
     def _relayout(self, capacity: int, width: int) -> None:
@@ -153,6 +156,20 @@ class EventStore:
 
     # -- writing ------------------------------------------------------------------------
 
+    def _fit(self, width: int, rows: int) -> None:
+        """Make the arena ``width`` bytes wide with room for ``rows`` rows (at most
+        :attr:`max_rows`): all of ``max_rows`` at once while that is at most
+        :data:`ARENA_BYTES` (untouched pages cost nothing), else doubling as needed."""
+        width = max(width, self.width)
+        full = self._max_rows
+        first = min(full, max(ARENA_BYTES // max(width, 1), 1))
+        want = max(self.capacity, first)
+        while want < min(rows, full):
+            want *= 2
+        want = min(want, full)
+        if width != self.width or want != self.capacity:
+            self._relayout(want, width)
+
     def reserve(self, n: int, width: int, t_ns: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Make room for ``n`` new rows of ``width`` bytes and return where they go.
 
@@ -170,8 +187,7 @@ class EventStore:
             raise ValueError(f"cannot reserve {n} rows in a store of {self._max_rows}")
         if n == 0:
             return []
-        if width > self.width or self.capacity != self._max_rows:
-            self._relayout(self._max_rows, max(width, self.width))
+        self._fit(width, len(self) + n)
         cap = self.capacity
         excess = len(self) + n - cap
         if excess > 0:
@@ -195,8 +211,7 @@ class EventStore:
         store is full they are the oldest rows, overwritten (and trimmed) on commit.
         Needs :attr:`max_rows` > 0.
         """
-        if width > self.width or self.capacity != self._max_rows:
-            self._relayout(self._max_rows, max(width, self.width))
+        self._fit(width, len(self) + 1)
         start = self._tail % self.capacity
         return self._rows[start:], self._sizes[start:]
 
