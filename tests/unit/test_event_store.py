@@ -104,6 +104,11 @@ def test_c_copy_equals_the_numpy_path() -> None:
     rest, rest_sizes = np.zeros((64, 24), np.uint8), np.zeros(64, np.uint32)
     m, end, _ = ringcopy.copy(data, size, position, producer, rest, rest_sizes)
     assert m == 15 and end == scan.position and (rest[:m] == want_rows[4:]).all()
+    # the consumer position is published during the copy, at record boundaries
+    cons = np.array([consumer], dtype=np.uint64)
+    n, position, _ = ringcopy.copy(data, size, consumer, producer, rows, sizes, publish=cons)
+    assert n == 19 and consumer < int(cons[0]) <= position
+    assert (int(cons[0]) - consumer) % 8 == 0
 
 
 def test_wide_rows_grow_by_doubling(monkeypatch: pytest.MonkeyPatch) -> None:

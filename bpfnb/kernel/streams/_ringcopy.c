@@ -22,12 +22,15 @@
  * rows of `width` bytes (payloads cut or zero-padded), their lengths into `sizes`.
  * Stops at a busy record, at `prod`, or when the rows are full. Returns the number of
  * records copied; `*pos` receives the position after the last record consumed
- * (discarded records included) and `*discarded` adds the discarded ones skipped. */
+ * (discarded records included) and `*discarded` adds the discarded ones skipped.
+ * When `publish` is not NULL (the ring's consumer position), the position is stored
+ * there every `every` bytes, so producers get space back during a long copy (the
+ * records before it are copied already). */
 long bpfnb_ring_copy(const uint8_t *data, uint64_t mask, uint64_t cons, uint64_t prod,
 		     uint8_t *rows, uint64_t width, uint32_t *sizes, uint64_t max_rows,
-		     uint64_t *pos, uint64_t *discarded)
+		     uint64_t *pos, uint64_t *discarded, uint64_t *publish, uint64_t every)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, published = cons;
 
 	while (cons < prod && n < max_rows) {
 		const uint8_t *rec = data + (cons & mask);
@@ -51,6 +54,10 @@ long bpfnb_ring_copy(const uint8_t *data, uint64_t mask, uint64_t cons, uint64_t
 			sizes[n++] = len;
 		}
 		cons = next;
+		if (publish && cons - published >= every) {
+			__atomic_store_n(publish, cons, __ATOMIC_RELEASE);
+			published = cons;
+		}
 	}
 	*pos = cons;
 	return (long)n;

@@ -118,7 +118,9 @@ class RingBuffer(EventStream):
                 total, position = scan.records, scan.position
             while position < producer and store.max_rows > 0:
                 rows, sizes = store.space(width)
-                n, position, _ = ringcopy.copy(data, self._size, position, producer, rows, sizes)
+                n, position, _ = ringcopy.copy(
+                    data, self._size, position, producer, rows, sizes, publish=self._cons
+                )
                 store.commit(n, now)
                 total += n
                 if n < rows.shape[0]:

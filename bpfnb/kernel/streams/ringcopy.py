@@ -40,7 +40,7 @@ def _load() -> ctypes.CDLL | None:
                 return None
             fn = lib.bpfnb_ring_copy
             fn.restype = ctypes.c_long
-            fn.argtypes = [_P, _U64, _U64, _U64, _P, _U64, _P, _U64, _P, _P]
+            fn.argtypes = [_P, _U64, _U64, _U64, _P, _U64, _P, _U64, _P, _P, _P, _U64]
             return lib
     return None
 
@@ -57,6 +57,7 @@ def copy(
     producer: int,
     rows: np.ndarray,
     sizes: np.ndarray,
+    publish: np.ndarray | None = None,
 ) -> tuple[int, int, int]:
     """Copy committed records from ``consumer`` into ``rows`` / ``sizes`` (C loop).
 
@@ -72,6 +73,9 @@ def copy(
         ``(k, width)`` uint8 rows with contiguous rows and rows one after the other.
     sizes : numpy.ndarray
         ``(k,)`` uint32.
+    publish : numpy.ndarray, optional
+        The ring's consumer position (one uint64 in the consumer page): stored every
+        1/16 of the ring during the copy, so producers get space back early.
 
     Returns
     -------
@@ -94,6 +98,8 @@ def copy(
         rows.shape[0],
         ctypes.byref(pos),
         ctypes.byref(discarded),
+        None if publish is None else publish.ctypes.data,
+        max(size // 16, 8),
     )
     return int(n), int(pos.value), int(discarded.value)
 
