@@ -637,6 +637,7 @@ class EventStream:
             recorder.close()
         if path is None:
             return None
+        self._check_open()  # before creating the file
         new = Recorder(path, overwrite=overwrite)
         with self._lock:
             self._check_open()
