@@ -28,6 +28,7 @@ pytest:
 test: setup-browser lint typecheck pytest
 
 bench: setup
+	-bash benchmarks/setup-bcc.sh >/dev/null
 	$(PY) benchmarks/compile.py
 	$(PY) benchmarks/maps.py
 	$(PY) benchmarks/ringbuf.py

@@ -5,9 +5,14 @@ are shipped as the package data of ``bpfnb.bpf_templates`` (``package_dir`` maps
 package to the folder), so an installed bpfnb lists them with importlib.resources.
 bpfnb's C headers (``bpfnb/include/**/*.h``) ship as the data of the ``bpfnb.include``
 packages. Every other setting is in pyproject.toml.
+
+One optional C extension: ``bpfnb/kernel/streams/_ringcopy.c``, the ring buffer copy
+loop (loaded with ctypes, see ``bpfnb.kernel.streams.ringcopy``). ``optional=True``: when
+it cannot be built (no C compiler, no Python headers), the install goes on and bpfnb uses
+its numpy path; ``make setup`` says which.
 """
 
-from setuptools import find_namespace_packages, setup
+from setuptools import Extension, find_namespace_packages, setup
 
 setup(
     packages=[
@@ -15,6 +20,14 @@ setup(
         "bpfnb.bpf_templates",
     ],
     package_dir={"bpfnb.bpf_templates": "bpf_templates"},
+    ext_modules=[
+        Extension(
+            "bpfnb.kernel.streams._ringcopy",
+            ["bpfnb/kernel/streams/_ringcopy.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        )
+    ],
     package_data={
         "bpfnb": ["py.typed"],
         "bpfnb.include": ["*.h"],

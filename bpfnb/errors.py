@@ -134,6 +134,26 @@ class ClosedError(BpfnbError):
     """
 
 
+class OutputExistsError(BpfnbError, FileExistsError):
+    """An output file (``record()``, ``to_csv()``, ``%bpf export``) exists already.
+
+    bpfnb never replaces a file unless asked (``overwrite=True``, ``--force``), and
+    never writes through a symbolic link.
+    """
+
+
+class RecordingError(BpfnbError, OSError):
+    """Writing a recording failed (a full disk...): the recording stopped there.
+
+    The file ends with the last complete row written before the failure.
+    """
+
+
+class StreamWarning(UserWarning):
+    """Something an event stream wants the user to know: a recording that stopped, an
+    ``on_event`` callback that did not return."""
+
+
 class UnsupportedOperationError(BpfnbError, TypeError):
     """An operation the map's kind does not have (e.g. ``items()`` on a ring buffer).
 

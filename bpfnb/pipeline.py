@@ -1,8 +1,9 @@
 """The load pipeline: build -> patch globals -> open -> configure -> load -> wrap -> attach.
 
 The configure step (between libbpf's open and load) chooses the programs that load
-(``programs=``, ``skip=``, variants), sizes the maps (``max_entries=``, defaults) and
-points maps at existing ones (``--keep-maps``, ``--use``, pins); attaching includes
+(``programs=``, ``skip=``, variants), sizes the maps (``max_entries=``, defaults),
+creates plain arrays and histograms ``BPF_F_MMAPABLE`` (unless ``mmap_arrays=False``)
+and points maps at existing ones (``--keep-maps``, ``--use``, pins); attaching includes
 the sampling events of ``SEC("perf_event")`` programs.
 
 One owner of the sequence, used by the Python API (:func:`load`, which ``bpfnb.load``
@@ -31,7 +32,8 @@ from bpfnb.build import bcc as bcc_dialect
 from bpfnb.build import compiler, eventtypes, headers, kfuncs, legacy_maps
 from bpfnb.build.patch_globals import patch_object
 from bpfnb.errors import BpfnbError, EventTypeError
-from bpfnb.kernel import bpf, configure, loader, profiling, reuse, session, system
+from bpfnb.kernel import bpf, configure, loader, mmaparray, profiling, reuse, session, system
+from bpfnb.kernel.bpf_abi import BPF_F_MMAPABLE
 from bpfnb.kernel.program import HIDDEN_PREFIX, Program
 from bpfnb.object import code, maptypes
 from bpfnb.object.spec import ObjectSpec
@@ -265,11 +267,13 @@ def load_built(
     programs: Sequence[str] | str | None = None,
     skip: Sequence[str] | str | None = None,
     max_entries: Mapping[str, int] | None = None,
+    mmap_arrays: bool = True,
 ) -> Program:
     """Load, wrap, attach and start a built program (the kernel half).
 
     ``programs``, ``skip`` and ``max_entries`` are those of :func:`load`.
-
+    ``mmap_arrays=False`` leaves array maps and histograms without ``BPF_F_MMAPABLE``
+    (see :mod:`bpfnb.kernel.mmaparray`).
     Raises
     ------
     VerifierError, LoadError, AttachError, KernelFeatureError, PrivilegeError
@@ -284,7 +288,35 @@ def load_built(
         programs=programs,
         skip=skip,
         max_entries=max_entries,
+        mmap_arrays=mmap_arrays,
     )
+
+
+def _make_arrays_mmapable(opened: loader.OpenObject, spec: ObjectSpec) -> None:
+    """Configure phase: create plain arrays and histograms ``BPF_F_MMAPABLE``.
+
+    Pinned maps keep their declared flags: libbpf reuses a pinned map only when its
+    flags match, and the pin may come from a load with ``--no-mmap`` or another tool.
+    So do arrays shaped like the inner maps of a map of maps: the kernel takes an inner
+    map only when its flags equal the template's (static ``.values``, ``outer[k] =
+    prog.inner``).
+    """
+    inner_shapes = {
+        (m.inner.type, m.inner.key_size, m.inner.value_size)
+        for m in spec.maps.values()
+        if m.inner is not None
+    }
+    for name, map_spec in spec.maps.items():
+        found = opened.maps.get(name)
+        if (
+            found is not None
+            and not found.internal
+            and found.autocreate
+            and map_spec.pinning != maptypes.PIN_BY_NAME
+            and (map_spec.type, map_spec.key_size, map_spec.value_size) not in inner_shapes
+            and mmaparray.mmapable(map_spec)
+        ):
+            opened.set_map_flags(name, opened.map_flags(name) | BPF_F_MMAPABLE)
 
 
 def _load(
@@ -296,6 +328,7 @@ def _load(
     programs: Sequence[str] | str | None = None,
     skip: Sequence[str] | str | None = None,
     max_entries: Mapping[str, int] | None = None,
+    mmap_arrays: bool = True,
 ) -> Program:
     extra = extra or MapsAndSampling()
     sampling = profiling.sampling(extra.sample_freq, extra.sample_period)
@@ -325,10 +358,13 @@ def _load(
                 if on != initial[name]:
                     opened.set_autoload(name, on)
             sized = configure.size_maps(opened, max_entries)
-            # Kept and shared maps are compared with the sizes the new maps would be
+            # Kept, shared and mmapped maps are judged at the sizes the maps will be
             # created with (--max-entries, defaults), as the old ones were created.
+            created = _as_created(built.spec, opened)
+            if mmap_arrays:
+                _make_arrays_mmapable(opened, created)
             plan = reuse.plan(
-                _as_created(built.spec, opened),
+                created,
                 keep_from=extra.keep_maps_from,
                 use=extra.use,
                 use_labels=extra.use_labels,
@@ -427,6 +463,7 @@ def load(
     skip: Sequence[str] | str | None = None,
     max_entries: Mapping[str, int] | None = None,
     bcc: bool | None = None,
+    mmap_arrays: bool = True,
 ) -> Program:
     """Compile (when given C), load and attach a BPF program.
 
@@ -470,6 +507,9 @@ def load(
     bcc : bool, optional
         Read the source as BCC's C dialect (``counts.increment(key)``,
         ``TRACEPOINT_PROBE(...)``...); None detects it from the source.
+    mmap_arrays : bool
+        Create array maps and histograms ``BPF_F_MMAPABLE`` and read them through a
+        shared mapping (see :mod:`bpfnb.kernel.mmaparray`); False opts out.
 
     Returns
     -------
@@ -500,4 +540,5 @@ def load(
         programs=programs,
         skip=skip,
         max_entries=max_entries,
+        mmap_arrays=mmap_arrays,
     )

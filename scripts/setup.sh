@@ -15,6 +15,8 @@ command -v llvm-strip >/dev/null 2>&1 || command -v llvm-objdump >/dev/null 2>&1
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
 command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] || need_apt+=(bpftool)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+# gcc and the Python headers build the optional C copy loop of the ring buffer consumer
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need_apt[*]}; run as root or: sudo apt-get install -y ${need_apt[*]}" >&2
@@ -62,15 +64,28 @@ if [ -z "$PYTHON" ]; then
   apt-get install -y -qq python3.11 python3.11-venv >/dev/null
   PYTHON=$(command -v python3.11)
 fi
+# Python headers for the optional C extension (best effort: bpfnb works without it)
+if ! "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "apt-get install python3.11-dev (headers for the C copy loop)"
+    apt-get install -y -qq python3.11-dev >/dev/null || log "python3.11-dev not installed"
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv with $PYTHON"
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.bpfnb-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] ||
+   [ bpfnb/kernel/streams/_ringcopy.c -nt "$stamp" ]; then
   log "pip install -e .[test]"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e ".[test]"
   touch "$stamp"
+fi
+if .venv/bin/python -c 'import sys; from bpfnb.kernel.streams import ringcopy; sys.exit(not ringcopy.AVAILABLE)'; then
+  log "ring buffer copy loop: C extension built"
+else
+  log "ring buffer copy loop: C extension NOT built (no gcc/python3.11-dev?): using numpy"
 fi
 log "ready: $(.venv/bin/python --version), $(clang --version | head -1)"

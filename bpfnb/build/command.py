@@ -27,12 +27,13 @@ CELL_USAGE = (
     "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only] [--force] "
     "[--sample-freq HZ | --sample-period N] [--keep-maps] [--use [MAP=]PROG.MAP]... "
     "[--fleet [HOST,...]] "
-    "[--programs NAME[,NAME]] [--skip NAME[,NAME]] [--max-entries MAP=N]... [--bcc]"
+    "[--programs NAME[,NAME]] [--skip NAME[,NAME]] [--max-entries MAP=N]... [--bcc] "
+    "[--no-mmap]"
 )
 LINE_USAGE = (
-    "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
-    "template TEMPLATE [NAME] [--show] [cell options] | pins | unpin NAME | unpin --all | "
-    "cluster | cluster connect ADDRESS | cluster disconnect"
+    "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv [--force] | doctor | "
+    "templates | template TEMPLATE [NAME] [--show] [cell options] | pins | unpin NAME | "
+    "unpin --all | cluster | cluster connect ADDRESS | cluster disconnect"
 )
 
 
@@ -94,6 +95,9 @@ class CellArgs:
         ``--max-entries MAP=N`` (repeatable): map sizes set before the maps are created.
     bcc : bool or None
         True with ``--bcc`` (read the cell as BCC's C dialect); None detects it.
+    mmap_arrays : bool
+        False with ``--no-mmap``: array maps and histograms are not created
+        ``BPF_F_MMAPABLE`` (they are read with bpf(2) batch calls instead).
     """
 
     name: str
@@ -115,6 +119,7 @@ class CellArgs:
     skip: list[str] = field(default_factory=list)
     max_entries: dict[str, int] = field(default_factory=dict)
     bcc: bool | None = None
+    mmap_arrays: bool = True
 
 
 @dataclass
@@ -125,7 +130,7 @@ class LineArgs:
     ----------
     action : str
         One of ``list``, ``stop``, ``export``, ``doctor``, ``templates``, ``template``,
-        ``pins``, ``unpin``.
+        ``pins``, ``unpin``, ``cluster``.
     name : str or None
         Program name (``stop``), ``NAME.MAP`` (``export``), template (``template``) or
         pinned map (``unpin``).
@@ -135,6 +140,8 @@ class LineArgs:
         Destination of ``export``.
     show : bool
         ``template TEMPLATE --show``.
+    force : bool
+        ``export --force``: replace an existing file.
     cell : CellArgs or None
         Cell options of ``template TEMPLATE [NAME] [options]``.
     address : str or None
@@ -148,6 +155,7 @@ class LineArgs:
     show: bool = False
     cell: CellArgs | None = None
     address: str | None = None
+    force: bool = False
 
 
 def _split(line: str) -> list[str]:
@@ -195,6 +203,7 @@ def _cell_parser(prog: str, usage: str) -> _Parser:
     parser.add_argument("--skip", action="append", default=[])
     parser.add_argument("--max-entries", dest="max_entries", action="append", default=[])
     parser.add_argument("--bcc", action="store_true", default=None)
+    parser.add_argument("--no-mmap", dest="mmap_arrays", action="store_false")
     return parser
 
 
@@ -290,6 +299,7 @@ def _cell_from_namespace(name: str, ns: argparse.Namespace) -> CellArgs:
         skip=_name_list(ns.skip, "--skip"),
         max_entries=_sizes(ns.max_entries),
         bcc=ns.bcc,
+        mmap_arrays=ns.mmap_arrays,
     )
 
 
@@ -366,9 +376,11 @@ def parse_line_args(line: str) -> LineArgs:
             return LineArgs("stop", name=rest[0])
         raise CommandError("usage: %bpf stop NAME | %bpf stop --all")
     if action == "export":
+        force = "--force" in rest
+        rest = [r for r in rest if r != "--force"]
         if len(rest) != 2 or rest[0].count(".") != 1:
-            raise CommandError("usage: %bpf export NAME.MAP PATH.csv")
-        return LineArgs("export", name=rest[0], path=rest[1])
+            raise CommandError("usage: %bpf export NAME.MAP PATH.csv [--force]")
+        return LineArgs("export", name=rest[0], path=rest[1], force=force)
     if action == "template":
         parser = _cell_parser("%bpf template", "%bpf template TEMPLATE [NAME] [--show] [options]")
         parser.add_argument("template", nargs="?")

@@ -162,7 +162,9 @@ def to_frame(
     if not cols:
         return pd.DataFrame()
     n = len(next(iter(cols.values())))
-    return pd.DataFrame(cols, index=pd.RangeIndex(n))
+    # The columns are new arrays, or views of the caller's buffers, which every caller
+    # hands over (fresh batch reads, copies of mappings and stores): no copy here.
+    return pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)
 
 
 def events_frame(value_codec: Codec, records: np.ndarray) -> pd.DataFrame:

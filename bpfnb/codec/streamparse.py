@@ -256,12 +256,30 @@ def scan_perf(
     return scan, linear
 
 
+def split_runs(runs: list[Run], count: int) -> tuple[list[Run], list[Run]]:
+    """Split ``runs`` after their first ``count`` records: (first ``count``, the rest)."""
+    head: list[Run] = []
+    tail: list[Run] = []
+    left = count
+    for r in runs:
+        if left >= r.count:
+            head.append(r)
+            left -= r.count
+        elif left > 0:
+            head.append(Run(r.offset, r.length, r.stride, left))
+            tail.append(Run(r.offset + left * r.stride, r.length, r.stride, r.count - left))
+            left = 0
+        else:
+            tail.append(r)
+    return head, tail
+
+
 def gather(
     data: bytes | bytearray | memoryview | np.ndarray,
     runs: list[Run],
     itemsize: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Copy the payloads of ``runs`` into one ``(n, itemsize)`` uint8 array.
+    """Copy the payloads of ``runs`` into one new ``(n, itemsize)`` uint8 array.
 
     Payloads longer than ``itemsize`` are cut; shorter ones are padded with zeros.
 
@@ -270,14 +288,28 @@ def gather(
     (numpy.ndarray, numpy.ndarray)
         The ``(n, itemsize)`` bytes and the ``(n,)`` payload lengths (uint32).
     """
-    buf = _as_u8(data)
     n = sum(r.count for r in runs)
     out = np.empty((n, itemsize), dtype=np.uint8)
     sizes = np.empty(n, dtype=np.uint32)
+    gather_into(data, runs, out, sizes)
+    return out, sizes
+
+
+def gather_into(
+    data: bytes | bytearray | memoryview | np.ndarray,
+    runs: list[Run],
+    out: np.ndarray,
+    sizes: np.ndarray,
+) -> None:
+    """Copy the payloads of ``runs`` into the rows of ``out`` (an ``(n, itemsize)`` uint8
+    array with contiguous rows, e.g. a slice of a larger store) and their lengths into
+    ``sizes``. Payloads are cut to ``itemsize`` or padded with zeros; each record is one
+    ``memcpy`` inside numpy (records are copied as opaque void items)."""
+    buf = _as_u8(data)
+    itemsize = out.shape[1]
     row = 0
     for r in runs:
         width = min(r.length, itemsize)
-        # Whole records as opaque void items: numpy copies each with one memcpy.
         dst = out[row : row + r.count]
         if width:
             src = np.ndarray(
@@ -288,15 +320,26 @@ def gather(
                 strides=(r.stride,),
             )
             if width == itemsize:
-                dst.reshape(-1).view(np.dtype((np.void, itemsize)))[:] = src
+                _void_rows(dst, itemsize)[:] = src
             else:
                 head = np.dtype({"names": ["b"], "formats": [f"V{width}"], "itemsize": itemsize})
-                dst.reshape(-1).view(head)["b"] = src
+                np.ndarray(shape=(r.count,), dtype=head, buffer=dst, strides=(dst.strides[0],))[
+                    "b"
+                ] = src
         if width < itemsize:
             dst[:, width:] = 0
         sizes[row : row + r.count] = r.length
         row += r.count
-    return out, sizes
+
+
+def _void_rows(rows: np.ndarray, itemsize: int) -> np.ndarray:
+    """``(n, itemsize)`` uint8 rows (rows may be strided) as ``n`` void items."""
+    return np.ndarray(
+        shape=(rows.shape[0],),
+        dtype=np.dtype((np.void, itemsize)),
+        buffer=rows,
+        strides=(rows.strides[0],),
+    )
 
 
 def build_ring(records: list[tuple[bytes, int]], size: int, start: int = 0) -> tuple[bytes, int]:

@@ -39,7 +39,7 @@ from bpfnb.errors import ClosedError, FleetError, UnsupportedOperationError
 from bpfnb.fleet import cluster, worker
 from bpfnb.fleet.cluster import LOST, Fleet
 from bpfnb.fleet.worker import LoadRequest, LoadResult, RemoteFailure
-from bpfnb.kernel import live
+from bpfnb.kernel import live, outfile
 from bpfnb.kernel.streams.store import RECEIVED_AT
 from bpfnb.object import maptypes
 from bpfnb.object.spec import MapSpec, ObjectSpec
@@ -519,11 +519,19 @@ class FleetMap(_FleetView):
         """
         return sql.query(statement, {self.name: lambda: self.df(per_cpu=per_cpu)})
 
-    def to_csv(self, path: str | os.PathLike[str], per_cpu: bool = False) -> Path:
-        """Write :meth:`df` to a CSV file and return its path."""
-        out = Path(path)
-        self.df(per_cpu=per_cpu).to_csv(out, index=False)
-        return out
+    def to_csv(
+        self, path: str | os.PathLike[str], per_cpu: bool = False, *, overwrite: bool = False
+    ) -> Path:
+        """Write :meth:`df` to a new CSV file and return its path.
+
+        Raises
+        ------
+        OutputExistsError
+            When ``path`` exists and ``overwrite`` is False (see
+            :mod:`bpfnb.kernel.outfile`: a symbolic link is never written through).
+        """
+        data = self.df(per_cpu=per_cpu).to_csv(None, index=False).encode()
+        return outfile.write_new(path, data, overwrite=overwrite)
 
 
 class FleetStream(_FleetView):
@@ -584,6 +592,17 @@ class FleetStream(_FleetView):
         """Events the kernels could not deliver, summed over the hosts."""
         return self._totals()[1]
 
+    @property
+    def warning(self) -> str | None:
+        """The hosts' newest stream problems (``host H: ...``, one per host), or None."""
+        current = self._owner._host_status(STATUS_MAX_AGE)
+        found = [
+            f"host {host}: {answer.get('warnings', {})[self.name]}"
+            for host, answer in sorted(current.items())
+            if self.name in answer.get("warnings", {})
+        ]
+        return "; ".join(found) or None
+
     def sql(self, statement: str) -> pd.DataFrame:
         """Query every host's events (with their ``host`` column) with DuckDB.
 
@@ -592,11 +611,10 @@ class FleetStream(_FleetView):
         """
         return sql.query(statement, {self.name: self.df})
 
-    def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`df` to a CSV file and return its path."""
-        out = Path(path)
-        self.df().to_csv(out, index=False)
-        return out
+    def to_csv(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write :meth:`df` to a new CSV file and return its path (as :meth:`FleetMap.to_csv`)."""
+        data = self.df().to_csv(None, index=False).encode()
+        return outfile.write_new(path, data, overwrite=overwrite)
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -641,6 +659,7 @@ def load(
     skip: Sequence[str] | str | None = None,
     max_entries: Mapping[str, int] | None = None,
     bcc: bool | None = None,
+    mmap_arrays: bool = True,
 ) -> FleetProgram:
     """Compile here once, then load and attach on every chosen host of the fleet.
 
@@ -663,7 +682,7 @@ def load(
         Default: the connected one (:func:`bpfnb.fleet.connect`).
     replaces : FleetProgram, optional
         The previous version: stopped once this one runs (a re-run cell).
-    programs, skip, max_entries, bcc
+    programs, skip, max_entries, bcc, mmap_arrays
         As for :func:`bpfnb.load` (every host makes the same choice of programs
         from its own kernel's features).
 
@@ -712,6 +731,7 @@ def load(
             programs=_names(programs),
             skip=_names(skip) or [],
             max_entries=dict(max_entries or {}),
+            mmap_arrays=mmap_arrays,
             compiled=built.compiled,
             headers=list(built.headers),
             notes=list(built.notes),

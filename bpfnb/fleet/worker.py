@@ -131,8 +131,8 @@ class LoadRequest:
         The load id of the previous version, closed once this one is attached.
     lease : float or None
         Seconds without a word from the notebook after which the program is closed.
-    programs, skip, max_entries
-        Which programs load and map sizes (see :func:`bpfnb.pipeline.load`).
+    programs, skip, max_entries, mmap_arrays
+        Which programs load, map sizes and mmapped arrays (see :func:`bpfnb.pipeline.load`).
     compiled, headers, notes
         What the notebook's build found (:class:`~bpfnb.pipeline.Built`): the text
         clang compiled (a BCC cell's rewrite), the user headers' texts (event types
@@ -156,6 +156,7 @@ class LoadRequest:
     programs: list[str] | None = None
     skip: list[str] = field(default_factory=list)
     max_entries: dict[str, int] = field(default_factory=dict)
+    mmap_arrays: bool = True
     compiled: str = ""
     headers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -170,6 +171,7 @@ class LoadRequest:
                     "programs": self.programs,
                     "skip": self.skip,
                     "max_entries": self.max_entries,
+                    "mmap_arrays": self.mmap_arrays,
                 },
             },
             sort_keys=True,
@@ -317,6 +319,7 @@ class ProgramHost(WorkerPlugin):
             programs=request.programs,
             skip=request.skip,
             max_entries=request.max_entries,
+            mmap_arrays=request.mmap_arrays,
         )
         with self._lock:
             self._held[request.load_id] = Held(request.owner, program, request.lease)
@@ -504,7 +507,8 @@ async def remote_read_events(
 
 
 async def remote_status(load_id: str, dask_worker: Any = None) -> dict[str, Any] | RemoteFailure:
-    """A program's state: attached, attach points, run statistics, stream counters."""
+    """A program's state: attached, attach points, run statistics, stream counters and
+    warnings."""
 
     def status() -> dict[str, Any]:
         program = _plugin(dask_worker).program(load_id)
@@ -514,6 +518,7 @@ async def remote_status(load_id: str, dask_worker: Any = None) -> dict[str, Any]
             "attach_points": program.attach_points,
             "stats": program.stats(),
             "streams": streams,
+            "warnings": {s.name: s.warning for s in program.streams if s.warning},
         }
 
     return await _offload(dask_worker, status)

@@ -60,6 +60,7 @@ BPF_F_LOCK = 4
 
 # map_flags
 BPF_F_NO_PREALLOC = 1
+BPF_F_MMAPABLE = 1 << 10  # array maps: values readable and writable through mmap(2)
 
 BPF_STATS_RUN_TIME = 0
 

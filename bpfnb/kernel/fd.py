@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 from bpfnb.errors import ClosedError
 
@@ -40,7 +41,7 @@ class OwnedFd:
     True
     """
 
-    __slots__ = ("_fd", "_lock", "what")
+    __slots__ = ("_fd", "_lock", "_on_close", "what")
 
     def __init__(self, fd: int, what: str) -> None:
         if fd < 0:
@@ -48,6 +49,7 @@ class OwnedFd:
         self._fd = fd
         self.what = what
         self._lock = threading.Lock()
+        self._on_close: list[Callable[[], None]] = []
 
     @classmethod
     def dup(cls, fd: int, what: str) -> OwnedFd:
@@ -75,12 +77,23 @@ class OwnedFd:
         """Whether :meth:`close` ran."""
         return self._fd < 0
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` just before the fd closes (e.g. to unmap what was mapped
+        through it: a mapping keeps the kernel object alive after the fd is gone)."""
+        with self._lock:
+            self._on_close.append(callback)
+
     def close(self) -> None:
         """Close the fd (idempotent, thread-safe)."""
         with self._lock:
             fd, self._fd = self._fd, -1
-        if fd >= 0:
-            _close(fd)
+            callbacks, self._on_close = self._on_close, []
+        try:
+            for callback in callbacks:
+                callback()
+        finally:
+            if fd >= 0:
+                _close(fd)
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", -1)

@@ -75,6 +75,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__max_entries": (_U32, [_P]),
     "bpf_map__set_max_entries": (_I, [_P, _U32]),
     "bpf_map__set_autocreate": (_I, [_P, _B]),
+    "bpf_map__map_flags": (_U32, [_P]),
+    "bpf_map__set_map_flags": (_I, [_P, _U32]),
     "bpf_map__reuse_fd": (_I, [_P, _I]),
     "bpf_map__is_internal": (_B, [_P]),
     "bpf_map__set_pin_path": (_I, [_P, _S]),

@@ -242,6 +242,19 @@ class OpenObject:
         _check(self._lib.bpf_map__set_autocreate(m.ptr, create), f"autocreate of {map_name!r}")
         m.autocreate = create
 
+    def map_flags(self, map_name: str) -> int:
+        """The ``map_flags`` ``map_name`` will be created with."""
+        self._live()
+        return int(self._lib.bpf_map__map_flags(self.maps[map_name].ptr))
+
+    def set_map_flags(self, map_name: str, flags: int) -> None:
+        """Create ``map_name`` with ``flags`` as its ``map_flags`` (``BPF_F_MMAPABLE``...)."""
+        self._live()
+        _check(
+            self._lib.bpf_map__set_map_flags(self.maps[map_name].ptr, flags),
+            f"map_flags of {map_name!r}",
+        )
+
     def reuse_map(self, map_name: str, fd: int) -> None:
         """Use the existing map ``fd`` instead of creating ``map_name`` (libbpf dups it)."""
         self._live()

@@ -62,10 +62,11 @@ from bpfnb.errors import (
     MapFullError,
     MapTypeError,
 )
-from bpfnb.kernel import bpf, cpus, drops, flamegraph_hook, live, stackcols
+from bpfnb.kernel import bpf, cpus, drops, flamegraph_hook, live, outfile, stackcols
 from bpfnb.kernel.bpf_abi import BPF_ANY
 from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
+from bpfnb.kernel.mmaparray import MmapArray
 from bpfnb.object.spec import MapSpec, ObjectSpec
 
 __all__ = [
@@ -360,11 +361,17 @@ class Map:
             self.key_codec, keys, self.value_codec, values, per_cpu=per_cpu and self.per_cpu
         )
 
-    def to_csv(self, path: str | Path, per_cpu: bool = False) -> Path:
-        """Write :meth:`df` to a CSV file and return its path."""
-        out = Path(path)
-        self.df(per_cpu=per_cpu).to_csv(out, index=False)
-        return out
+    def to_csv(self, path: str | Path, per_cpu: bool = False, *, overwrite: bool = False) -> Path:
+        """Write :meth:`df` to a new CSV file and return its path.
+
+        Raises
+        ------
+        OutputExistsError
+            When ``path`` exists and ``overwrite`` is False (see :mod:`bpfnb.kernel.outfile`:
+            a symbolic link is never written through).
+        """
+        data = self.df(per_cpu=per_cpu).to_csv(None, index=False).encode()
+        return outfile.write_new(path, data, overwrite=overwrite)
 
     def live(self, interval: float | None = None) -> Any:
         """Show the map as a view that refreshes every ``interval`` seconds (ipywidgets)."""
@@ -566,9 +573,60 @@ class ArrayMap(_WritableMap):
     ``m[i] = v`` with ``i`` out of range raises :class:`ArrayIndexError`; ``m[i]``
     raises :class:`KeyError`. ``del m[i]`` and ``clear()`` set elements to zero (array
     elements cannot be removed); ``len()`` is ``max_entries``.
+
+    Arrays created ``BPF_F_MMAPABLE`` (bpfnb's default for plain arrays and histograms,
+    see :mod:`bpfnb.kernel.mmaparray`) are read and written through a shared mapping:
+    ``df()`` is a memory copy plus decoding, ``m[i]`` and ``m[i] = v`` touch memory
+    only (:attr:`mmapped`). ``df(batch=False)`` still walks the map with bpf(2).
     """
 
+    _mmap: MmapArray | None = None
+
+    def __init__(self, fd: OwnedFd, spec: MapSpec, obj: ObjectSpec | None = None) -> None:
+        super().__init__(fd, spec, obj)
+        if not self.per_cpu and spec.max_entries > 0 and spec.key_size == 4:
+            with contextlib.suppress(OSError, BpfnbError):
+                if MmapArray.flags_say_mmapable(bpf.map_info(fd.get()).flags):
+                    self._mmap = MmapArray(fd, spec.max_entries, spec.value_size)
+
+    @property
+    def mmapped(self) -> bool:
+        """Whether the values are read and written through the shared mapping."""
+        return self._mmap is not None
+
+    def _index(self, key: Any) -> int:
+        return int.from_bytes(self._key_bytes(key), "little")
+
+    def read_raw(self, *, batch: bool = True) -> bpf.Batch:
+        """Every record as raw bytes: a copy of the mapping for mmapped arrays."""
+        mapped = self._mmap
+        if mapped is None or not batch:
+            return super().read_raw(batch=batch)
+        values = mapped.values()
+        n = self.spec.max_entries
+        keys = np.arange(n, dtype="<u4").view(np.uint8).reshape(n, 4)  # the frame owns it
+        return bpf.Batch(keys, values, batched=True, calls=0, method="mmap")
+
+    def _lookup(self, key: Any) -> bytes:
+        mapped = self._mmap
+        if mapped is None:
+            return super()._lookup(key)
+        index = self._index(key)
+        if not 0 <= index < self.spec.max_entries:
+            raise KeyError(key)
+        return mapped.read(index)
+
     def __setitem__(self, key: Any, value: Any) -> None:
+        mapped = self._mmap
+        if mapped is not None:
+            index = self._index(key)
+            if not 0 <= index < self.spec.max_entries:
+                raise ArrayIndexError(
+                    f"array map {self.name!r} has indexes 0..{self.spec.max_entries - 1}, "
+                    f"got {key!r}"
+                )
+            mapped.write(index, self._value_bytes(value))
+            return
         try:
             super().__setitem__(key, value)
         except MapFullError:
@@ -587,6 +645,9 @@ class ArrayMap(_WritableMap):
     def __delitem__(self, key: Any) -> None:
         if key not in self:
             raise KeyError(key)
+        if self._mmap is not None:
+            self._mmap.zero(self._index(key))
+            return
         kb = self._key_bytes(key)
         with self._lock:
             bpf.map_update(self.fd, kb, bytes(self.value_bytes), what=f"map {self.name!r}")
@@ -595,6 +656,9 @@ class ArrayMap(_WritableMap):
         """Set every element to zero."""
         n = self.spec.max_entries
         if n == 0:
+            return
+        if self._mmap is not None:
+            self._mmap.zero()
             return
         keys = np.arange(n, dtype=np.uint32).view(np.uint8).reshape(n, 4)
         if self.spec.key_size != 4:

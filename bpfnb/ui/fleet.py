@@ -386,6 +386,7 @@ def run_fleet_cell(
         skip=args.skip,
         max_entries=args.max_entries,
         bcc=args.bcc,
+        mmap_arrays=args.mmap_arrays,
     )
     bound[args.name] = prog
     if user_ns is not None:

@@ -116,6 +116,11 @@ def _event_tail(view: EventTail) -> str:
         f"received: {view.received} · {view.rate:.1f} events/s · "
         f'<span class="{lost_cls}">lost: {view.lost}</span></div>'
     )
+    if view.warning:
+        foot += (
+            f'<div class="bpfnb-foot bpfnb-lost bpfnb-warning">{html.escape(view.warning)}</div>'
+        )
+
     df = view.frame
     if not len(df.columns):
         return _title(view) + foot + '<div class="bpfnb-foot">(no events yet)</div>'

@@ -92,8 +92,11 @@ class BpfMagics(Magics):
         ``--skip NAME[,NAME]`` (which programs load), ``--max-entries MAP=N`` (map
         sizes), ``--bcc`` (read the cell as BCC's C dialect).
 
+        ``--no-mmap``: array maps and histograms are not created ``BPF_F_MMAPABLE``
+        (read with bpf(2) batch calls instead of through a shared mapping).
+
         Line: ``%bpf list``, ``%bpf stop NAME``, ``%bpf stop --all``,
-        ``%bpf export NAME.MAP PATH.csv``, ``%bpf doctor``, ``%bpf templates``,
+        ``%bpf export NAME.MAP PATH.csv [--force]``, ``%bpf doctor``, ``%bpf templates``,
         ``%bpf template TEMPLATE [NAME] [--show] [cell options]``, ``%bpf pins``,
         ``%bpf unpin NAME``, ``%bpf unpin --all``, ``%bpf cluster``,
         ``%bpf cluster connect ADDRESS``, ``%bpf cluster disconnect``.
@@ -187,6 +190,7 @@ class BpfMagics(Magics):
             skip=args.skip,
             max_entries=args.max_entries,
             bcc=args.bcc,
+            mmap_arrays=args.mmap_arrays,
         )
         # The new version is loaded (and attached): only now replace the old one.
         old = self.bound.pop(args.name, None)
@@ -336,7 +340,7 @@ class BpfMagics(Magics):
             raise CommandError(
                 f"program {prog_name!r} has no map {map_name!r} (maps: {', '.join(prog.maps)})"
             )
-        path = prog.maps[map_name].to_csv(args.path)
+        path = prog.maps[map_name].to_csv(args.path, overwrite=args.force)
         with open(path) as written:
             rows = sum(1 for _ in written) - 1
         print(f"wrote {rows} row(s) of {args.name} to {path}")

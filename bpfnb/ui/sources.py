@@ -100,6 +100,11 @@ class EventSource(MapSource, Protocol):
         """Events the kernel could not deliver (counted in the kernel)."""
         ...
 
+    @property
+    def warning(self) -> str | None:
+        """A problem to show (a recording that stopped, a stuck callback), or None."""
+        ...
+
     def tail(self, n: int = 20) -> pd.DataFrame:
         """The newest ``n`` events."""
         ...

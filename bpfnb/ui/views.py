@@ -309,6 +309,8 @@ class EventTail(View):
         Events shown.
     received, lost : int
         The source's counts at the last refresh.
+    warning : str or None
+        The source's problem to show (a recording that stopped...).
     rate : float
         Events received per second between the last two refreshes.
     """
@@ -322,6 +324,7 @@ class EventTail(View):
         self._frame: pd.DataFrame = pd.DataFrame()
         self.received = 0
         self.lost = 0
+        self.warning: str | None = None
         self.rate = 0.0
         self._prev: tuple[float, int] | None = None
 
@@ -335,6 +338,7 @@ class EventTail(View):
         now = time.monotonic()
         received = self.source.received
         self.lost = self.source.lost
+        self.warning = self.source.warning
         if self._prev is not None and now > self._prev[0]:
             self.rate = (received - self._prev[1]) / (now - self._prev[0])
         self._prev = (now, received)

@@ -193,6 +193,7 @@ def test_max_rows_record_and_callbacks(clean_kernel: tuple[int, int, int], tmp_p
             assert path is not None
             w.run("getpid", n)
             _wait_for(events, n)
+            assert events.flush(5.0)  # callbacks and recording run off the consumer
             df = events.df()
             assert len(df) == 150 and events.trimmed == n - 150
             assert df["seq"].tolist() == list(range(n - 150, n))  # the newest rows

@@ -15,10 +15,13 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+
+from bpfnb.errors import OutputExistsError
 
 from conftest import ROOT, TESTS, kernel_prog_ids, require_kernel, wait_until
 from fleet_cluster import gone_from_kernel, held, kill_worker, local_cluster
@@ -248,7 +251,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getpid)
 
 
 def test_a_bcc_cell_with_a_skipped_program_and_sized_map(
-    fleet: Any, workloads: dict[str, Workload]
+    fleet: Any, workloads: dict[str, Workload], tmp_path: Path
 ) -> None:
     import bpfnb.fleet
 
@@ -275,6 +278,13 @@ def test_a_bcc_cell_with_a_skipped_program_and_sized_map(
         assert events.groupby("host").size().to_dict() == EVENTS
         assert (events["pid"] == events["host"].map(lambda h: workloads[h].pid)).all()
         assert (events["one"] == 1).all()
+        assert prog.events.warning is None  # no host has a stream problem to show
+        # CSV files are new files unless overwriting is asked for (as for local maps)
+        out = prog.calls.to_csv(tmp_path / "calls.csv")
+        assert pd.read_csv(out)["value"].tolist() == calls["value"].tolist()
+        with pytest.raises(OutputExistsError):
+            prog.events.to_csv(out)
+        assert len(pd.read_csv(prog.events.to_csv(out, overwrite=True))) == sum(EVENTS.values())
     finally:
         prog.close()
     from bpfnb.errors import FleetError

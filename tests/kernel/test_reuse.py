@@ -297,3 +297,59 @@ def test_use_of_a_missing_map_names_only_the_users_maps(
         assert "bpfnb_drops" in pipeline.build_only(CONSUMER, "c3").spec.maps
         with pytest.raises(MapTypeError, match=r"no map named 'nosuch' \(maps: counts\);"):
             bpfnb.load(CONSUMER, name="c3", use={"nosuch": other.counts})
+
+
+PINNED_ARRAY = r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 8);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} pinned_slots SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __type(key, u32);
+    __type(value, u64);
+    __uint(max_entries, 8);
+} slots SEC(".maps");
+const volatile u32 target = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int on_getpid(void *ctx)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) != target)
+        return 0;
+    u32 k = 2;
+    u64 *a = bpf_map_lookup_elem(&pinned_slots, &k), *b = bpf_map_lookup_elem(&slots, &k);
+    if (a) __sync_fetch_and_add(a, 1);
+    if (b) __sync_fetch_and_add(b, 1);
+    return 0;
+}
+"""
+
+
+def test_pinned_and_kept_arrays_with_and_without_mmap(
+    clean_kernel: tuple[int, int, int], workload: Workload, pin_dir: Path
+) -> None:
+    """A pinned array keeps its declared flags, so loads with and without --no-mmap share it."""
+    n, m = 6, 4
+    pid = workload.pid
+    first = bpfnb.load(PINNED_ARRAY, name="parr", globals={"target": pid})
+    with first:
+        assert first.slots.mmapped and not first.pinned_slots.mmapped
+        workload.run("getpid", n)
+        second = bpfnb.load(
+            PINNED_ARRAY,
+            name="parr",
+            globals={"target": pid},
+            mmap_arrays=False,
+            keep_maps_from=first,
+        )
+        with second:
+            assert "kept maps (contents carried over): slots" in second.notes
+            assert second.slots.mmapped  # the kept map is the mmapped one
+            assert second.pinned_slots[2] == n == second.slots[2]
+            workload.run("getpid", m)
+            assert second.pinned_slots[2] == n + m == second.slots[2] == first.slots[2]
+    assert reuse.unpin("pinned_slots") == ["pinned_slots"]

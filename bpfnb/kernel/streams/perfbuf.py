@@ -141,22 +141,20 @@ class PerfEventArray(EventStream):
     def drain(self) -> int:
         """Consume every sample in every CPU's buffer now; return how many."""
         total = 0
+        fill = 0.0
         with self._drain_lock:
             self._check_open()
             if not getattr(self, "_buffers", None):
                 self._open()
-            batches: list[tuple[np.ndarray, np.ndarray]] = []
             for buf in self._buffers:
                 head, tail = int(buf.head[0]), int(buf.tail[0])
                 if head == tail:
                     continue
                 scan, linear = streamparse.scan_perf(buf.data, buf.size, tail, head)
-                rows, sizes = streamparse.gather(linear, scan.runs, self._width(scan.runs))
-                buf.tail[0] = scan.position
+                buf.tail[0] = scan.position  # the records are in `linear` now
+                fill = max(fill, (head - tail) / buf.size)
                 self._kernel_lost += scan.lost
+                self._take(linear, scan.runs, scan.records)
                 total += scan.records
-                if len(rows):
-                    batches.append((rows, sizes))
-        for rows, sizes in batches:
-            self._deliver(rows, sizes)
+            self._fill = fill
         return total

@@ -3,19 +3,22 @@
 The ring is mapped through the map fd: the consumer page read-write, the producer page
 and the data area read-only, the data area twice in a row so a record that wraps is
 contiguous. The consumer waits with epoll on the map fd and drains every committed
-record with the vectorised parser of :mod:`bpfnb.codec.streamparse`.
+record with the vectorised parser of :mod:`bpfnb.codec.streamparse`, copying the
+records straight into the stream's store before giving their space back to the kernel.
 """
 
 from __future__ import annotations
 
 import mmap
 import select
+import time
 
 import numpy as np
 
 from bpfnb.codec import streamparse
 from bpfnb.errors import BpfnbError
 from bpfnb.kernel import bpf
+from bpfnb.kernel.streams import ringcopy
 from bpfnb.kernel.streams.stream import EventStream
 
 
@@ -77,6 +80,9 @@ class RingBuffer(EventStream):
             return 0
         return int(self._prod[0]) - int(self._cons[0])
 
+    def _pending(self) -> bool:
+        return self.available() > 0
+
     def drain(self) -> int:
         """Consume every committed record now; return how many events were received."""
         with self._drain_lock:
@@ -88,9 +94,36 @@ class RingBuffer(EventStream):
             consumer, producer = int(cons[0]), int(prod[0])
             if producer == consumer:
                 return 0
-            scan = streamparse.scan_ringbuf(data, self._size, consumer, producer)
-            rows, sizes = streamparse.gather(data, scan.runs, self._width(scan.runs))
+            if ringcopy.AVAILABLE and self._codec is not None and not self._delivering():
+                records, position = self._copy(data, consumer, producer)
+            else:
+                scan = streamparse.scan_ringbuf(data, self._size, consumer, producer)
+                self._take(data, scan.runs, scan.records)  # copied out: space can go back
+                records, position = scan.records, scan.position
+            self._fill = (position - consumer) / self._size
             # An aligned 8-byte store: a release on x86 (stores are not reordered).
-            cons[0] = scan.position
-        self._deliver(rows, sizes)
-        return scan.records
+            cons[0] = position
+        return records
+
+    def _copy(self, data: np.ndarray, consumer: int, producer: int) -> tuple[int, int]:
+        """The C path of :meth:`drain`: records copied straight into the store's rows."""
+        assert self._codec is not None
+        width = self._codec.size
+        now = time.time_ns()
+        total, position = 0, consumer
+        with self._lock:
+            store = self._store
+            if store.max_rows <= 0:  # nothing is kept: only count
+                scan = streamparse.scan_ringbuf(data, self._size, consumer, producer)
+                total, position = scan.records, scan.position
+            while position < producer and store.max_rows > 0:
+                rows, sizes = store.space(width)
+                n, position, _ = ringcopy.copy(
+                    data, self._size, position, producer, rows, sizes, publish=self._cons
+                )
+                store.commit(n, now)
+                total += n
+                if n < rows.shape[0]:
+                    break
+            self.received += total
+        return total, position

@@ -31,6 +31,7 @@ import os
 import select
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn, Self
@@ -38,30 +39,35 @@ from typing import Any, NoReturn, Self
 import numpy as np
 import pandas as pd
 
-from bpfnb.codec import sql
+from bpfnb.codec import sql, streamparse
 from bpfnb.codec.plan import Codec, DecoderChoice, codec_for
 from bpfnb.codec.streamparse import Run
 from bpfnb.errors import (
     ClosedError,
     EventTypeError,
+    StreamWarning,
     UnsupportedOperationError,
 )
-from bpfnb.kernel import bpf, drops, live
+from bpfnb.kernel import bpf, drops, live, outfile
 from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
+from bpfnb.kernel.streams.delivery import STOP_TIMEOUT, Delivery, Recorder
 from bpfnb.kernel.streams.store import (
     DEFAULT_MAX_ROWS,
-    Chunk,
     EventCallback,
     EventStore,
-    Recorder,
+    Rows,
     events_frame,
 )
 from bpfnb.object import btf
 from bpfnb.object.spec import MapSpec, ObjectSpec, find_type
 
-#: Seconds the consumer waits after a drain that found records (wake-up batching).
+#: Seconds the consumer waits at least after a drain that found records (wake-up batching).
 DEFAULT_BATCH_DELAY = 0.002
+#: Longest wait after a drain that found records (the delay adapts between the two).
+MAX_BATCH_DELAY = 0.025
+#: The fraction of the kernel's buffer the adaptive delay lets fill between drains.
+TARGET_FILL = 1 / 8
 #: Longest epoll wait; the consumer also drains when it times out.
 POLL_TIMEOUT = 0.1
 MAX_ERRORS = 100  # errors kept in EventStream.errors
@@ -108,10 +114,12 @@ class EventStream:
     received : int
         Events received since the program loaded.
     batch_delay : float
-        Seconds to wait after a drain that found records.
+        Seconds to wait at least after a drain that found records (the wait grows up to
+        ``MAX_BATCH_DELAY`` while the kernel's buffer stays under ``TARGET_FILL`` full
+        between drains).
     errors : list of BaseException
         Exceptions raised by ``on_event`` callbacks or the recorder (the consumer keeps
-        running).
+        running), and callbacks that did not return when the stream stopped.
     """
 
     #: What the stream is, in messages (``"ring buffer"``).
@@ -137,17 +145,21 @@ class EventStream:
         self._lost_note = ""
         self._lock = threading.RLock()
         self._drain_lock = threading.Lock()
-        self._deliver_lock = threading.Lock()
         self._store = EventStore(max_rows)
         self.batch_delay = DEFAULT_BATCH_DELAY
         self.received = 0
         self.errors: list[BaseException] = []
         self._callbacks: list[EventCallback] = []
         self._recorder: Recorder | None = None
+        self._delivery: Delivery | None = None
+        self._warning: str | None = None
+        self._warning_shown = True
         self._kernel_lost = 0  # perf buffers: PERF_RECORD_LOST
         self._final_lost: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._cpu_before = 0.0  # CPU seconds of consumer threads that ended
+        self._fill = 0.0  # fraction of the kernel's buffer the last drain consumed
         self._wake_fd = -1
         self._epoll: select.epoll | None = None
         self._closed = False
@@ -172,6 +184,11 @@ class EventStream:
     def type_name(self) -> str:
         """The map type as the kernel names it."""
         return self.spec.type_name
+
+    @property
+    def fd(self) -> int:
+        """The map fd number; raises ClosedError once the program closed the map."""
+        return self._fd.get()
 
     @property
     def closed(self) -> bool:
@@ -302,6 +319,9 @@ class EventStream:
                 return
             self._open()
             self._stop.clear()
+            if self._wake_fd >= 0:  # forget the wake-up of an earlier stop()
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self._wake_fd)
             self._thread = threading.Thread(
                 target=self._run, name=f"bpfnb-{self.name}", daemon=True
             )
@@ -317,8 +337,18 @@ class EventStream:
             with contextlib.suppress(OSError):
                 os.eventfd_write(self._wake_fd, 1)
         if thread is not threading.current_thread():
-            thread.join()
+            thread.join()  # the consumer never waits on callbacks (see delivery)
         self._thread = None
+
+    @property
+    def consumer_cpu(self) -> float:
+        """CPU seconds the background consumer threads used so far (all of them)."""
+        total = self._cpu_before
+        thread = self._thread
+        if thread is not None and thread.ident is not None and thread.is_alive():
+            with contextlib.suppress(OSError, ProcessLookupError):
+                total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        return total
 
     @property
     def running(self) -> bool:
@@ -337,19 +367,40 @@ class EventStream:
             with contextlib.suppress(Exception):
                 self._final_lost = self.lost  # the final count stays readable after close
             self._closed = True
+            delivery, self._delivery = self._delivery, None
+        try:
+            stuck = delivery.close(STOP_TIMEOUT) if delivery is not None else None
+            with self._lock:
+                recorder, self._recorder = self._recorder, None
+            if stuck is not None:
+                self._report_stuck(stuck)
+            elif recorder is not None:
+                recorder.close()
+        finally:
             try:
-                if self._recorder is not None:
-                    self._recorder.close()
-                    self._recorder = None
+                self._release()
             finally:
-                try:
-                    self._release()
-                finally:
-                    self._close_epoll()
+                self._close_epoll()
+
+    def _report_stuck(self, what: str) -> None:
+        message = (
+            f"{self.what} {self.name!r}: {what} did not return within {STOP_TIMEOUT:g} s; "
+            "the stream was stopped without waiting for it"
+        )
+        self._note_error(RuntimeError(message))
+        self._set_warning(message)
+        warnings.warn(message, StreamWarning, stacklevel=4)
 
     def _run(self) -> None:
+        try:
+            self._consume()
+        finally:
+            self._cpu_before += time.thread_time()
+
+    def _consume(self) -> None:
         epoll = self._epoll
         assert epoll is not None
+        delay = self.batch_delay
         while not self._stop.is_set():
             try:
                 n = self.drain()
@@ -359,8 +410,16 @@ class EventStream:
                 continue
             if self._stop.is_set():
                 break
-            if n and self.batch_delay > 0:
-                self._stop.wait(self.batch_delay)
+            if (n or self._pending()) and self.batch_delay > 0:
+                # Records found, or one still being written: wait for more to gather
+                # (epoll would return at once while unconsumed bytes are there). The
+                # wait adapts so that about TARGET_FILL of the buffer fills in between:
+                # a moderate stream costs few wake-ups, a busy one is drained early.
+                fill = self._fill
+                if fill > 0:
+                    delay = min(delay * 2, delay * TARGET_FILL / fill, MAX_BATCH_DELAY)
+                delay = max(delay, self.batch_delay)
+                self._stop.wait(delay)
             elif not n:
                 epoll.poll(POLL_TIMEOUT)
 
@@ -401,51 +460,100 @@ class EventStream:
         """Consume every event available now (in the calling thread); return how many."""
         raise NotImplementedError
 
+    def _pending(self) -> bool:
+        """Whether bytes are left in the kernel's buffer after a drain (a record that is
+        still being written)."""
+        return False
+
     # -- delivery -----------------------------------------------------------------------
 
-    def _deliver(self, rows: np.ndarray, sizes: np.ndarray) -> None:
-        """Keep a batch, stream it to the recorder and callbacks, then count it received.
+    def _take(self, data: np.ndarray, runs: list[Run], n: int) -> None:
+        """Copy ``n`` records (``runs`` of ``data``) into the store; queue them for the
+        callbacks and the recording when there are any; then count them received.
 
-        ``received`` grows last, so once it reaches a count every callback and the
-        recording have seen those events.
+        Called by :meth:`drain` before it gives the records' space back to the kernel.
+        ``received`` grows once the rows are in the store (:meth:`flush` waits for the
+        callbacks and the recording).
         """
-        if not len(rows):
+        if n == 0:
             return
-        chunk = Chunk(rows, sizes, time.time_ns())
-        with self._deliver_lock:
-            with self._lock:
-                self._store.append(chunk)
-                callbacks, recorder = list(self._callbacks), self._recorder
-            if callbacks or recorder is not None:
-                self._publish(chunk, callbacks, recorder)
-            with self._lock:
-                self.received += len(chunk)
+        width = self._width(runs)
+        now = time.time_ns()
+        with self._lock:
+            store = self._store
+            deliver = bool(self._callbacks) or self._recorder is not None
+            batch: Rows | None = None
+            if n <= store.max_rows:
+                before = store.appended
+                rest = runs
+                for rows, sizes in store.reserve(n, width, now):
+                    head, rest = streamparse.split_runs(rest, rows.shape[0])
+                    streamparse.gather_into(data, head, rows, sizes)
+                if deliver:
+                    batch = store.snapshot(since=before)
+            else:  # more records than the store keeps: every one still goes to delivery
+                rows, sizes = streamparse.gather(data, runs, width)
+                batch = Rows(rows, sizes, np.full(n, now, np.int64))
+                store.append(batch)
+                if not deliver:
+                    batch = None
+            delivery = self._delivery
+        if batch is not None and delivery is not None:
+            delivery.submit(batch, self._stop)
+        with self._lock:
+            self.received += n
 
-    def _publish(
-        self, chunk: Chunk, callbacks: list[EventCallback], recorder: Recorder | None
-    ) -> None:
-        try:
-            frame = self._frame([chunk])
-        except Exception as e:
-            self._note_error(e)
-            return
+    def _delivering(self) -> bool:
+        """Whether batches go to callbacks or a recording."""
+        return bool(self._callbacks) or self._recorder is not None
+
+    def _targets(self) -> tuple[list[EventCallback], Recorder | None]:
+        with self._lock:
+            return list(self._callbacks), self._recorder
+
+    def _delivery_failed(self, error: BaseException, recorder: Recorder | None) -> None:
+        self._note_error(error)
         if recorder is not None:
-            try:
-                recorder.write(frame)
-            except Exception as e:
-                self._note_error(e)
-        for cb in callbacks:
-            try:
-                cb(frame)
-            except Exception as e:
-                self._note_error(e)
+            with self._lock:
+                if self._recorder is recorder:
+                    self._recorder = None
+            self._set_warning(str(error))
+
+    def _set_warning(self, message: str) -> None:
+        self._warning = message
+        self._warning_shown = False
+
+    def _show_warning(self) -> None:
+        """Warn once about the newest problem (from calls the user makes)."""
+        if self._warning is not None and not self._warning_shown:
+            self._warning_shown = True
+            warnings.warn(self._warning, StreamWarning, stacklevel=3)
+
+    @property
+    def warning(self) -> str | None:
+        """The newest problem of the stream the user should see (a recording that
+        stopped, a callback that did not return), or None."""
+        return self._warning
+
+    def _ensure_delivery(self) -> None:
+        """Start the delivery thread (with the stream's lock held)."""
+        if self._delivery is None or not self._delivery.alive:
+            self._delivery = Delivery(self.name, self._frame, self._targets, self._delivery_failed)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the callbacks and the recording have every event received so far.
+
+        Returns False when ``timeout`` seconds passed first.
+        """
+        delivery = self._delivery
+        return True if delivery is None else delivery.flush(timeout)
 
     # -- DataFrames ---------------------------------------------------------------------
 
-    def _frame(self, chunks: list[Chunk]) -> pd.DataFrame:
+    def _frame(self, batch: Rows) -> pd.DataFrame:
         if self._type_error is not None:
             raise self._type_error
-        return events_frame(chunks, self._codec)
+        return events_frame(batch, self._codec)
 
     def df(self) -> pd.DataFrame:
         """Events received so far (at most :attr:`max_rows`, newest kept).
@@ -459,53 +567,90 @@ class EventStream:
         EventTypeError
             When the cell submits several types to this map; the message lists them.
         """
+        self._show_warning()
         with self._lock:
-            chunks = self._store.chunks()
-        return self._frame(chunks)
+            batch = self._store.snapshot()
+        return self._frame(batch)
 
     def tail(self, n: int = 20) -> pd.DataFrame:
         """The newest ``n`` events, decoding only the chunks that hold them."""
         with self._lock:
-            chunks = self._store.last(n)
-        frame = self._frame(chunks)
-        return frame.iloc[-n:].reset_index(drop=True) if n else frame.iloc[0:0]
+            batch = self._store.snapshot(last=n)
+        return self._frame(batch)
 
-    def to_csv(self, path: str | Path) -> Path:
-        """Write the events received so far (:meth:`df`) to a CSV file."""
-        out = Path(path)
-        self.df().to_csv(out, index=False)
-        return out
+    def to_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the events received so far (:meth:`df`) to a new CSV file.
+
+        Raises
+        ------
+        OutputExistsError
+            When ``path`` exists and ``overwrite`` is False (a symbolic link is never
+            followed: with ``overwrite`` the link itself is replaced).
+        """
+        data = self.df().to_csv(None, index=False).encode()
+        return outfile.write_new(path, data, overwrite=overwrite)
 
     def clear(self) -> None:
         """Forget the rows kept in memory (counters are kept)."""
         with self._lock:
             self._store.clear()
 
-    def record(self, path: str | Path | None) -> Path | None:
-        """Stream every event received from now on to ``path`` (None stops recording).
+    def record(self, path: str | Path | None, *, overwrite: bool = False) -> Path | None:
+        """Stream every event received from now on to a new file ``path`` (None stops).
 
         The file is CSV, or Parquet when ``path`` ends with ``.parquet`` (needs pyarrow).
-        Recording is not bounded by :attr:`max_rows`.
+        Recording is not bounded by :attr:`max_rows`; it runs off the consumer thread
+        (see :mod:`bpfnb.kernel.streams.delivery`). Stopping (``record(None)``, or a
+        new ``record(path)``) first waits (up to a second) until the file has every
+        event received so far.
+
+        If a write fails (a full disk), the recording stops, the file ends with its
+        last complete row, and the failure is shown: a :class:`StreamWarning` from the
+        next ``df()`` / ``record()`` / ``to_csv()``, :attr:`warning` (the dashboard shows
+        it) and :attr:`errors`.
+
+        Raises
+        ------
+        OutputExistsError
+            When ``path`` exists and ``overwrite`` is False. bpfnb never writes through
+            a symbolic link: with ``overwrite`` a link at ``path`` is replaced itself.
         """
-        with self._deliver_lock, self._lock:
-            if self._recorder is not None:
-                self._recorder.close()
-                self._recorder = None
-            if path is None:
-                return None
-            self._recorder = Recorder(Path(path))
-            return self._recorder.path
+        self._show_warning()
+        with self._lock:
+            recorder = self._recorder
+        if recorder is not None:
+            self.flush(STOP_TIMEOUT)
+            with self._lock:
+                if self._recorder is recorder:
+                    self._recorder = None
+            recorder.close()
+        if path is None:
+            return None
+        self._check_open()  # before creating the file
+        new = Recorder(path, overwrite=overwrite)
+        with self._lock:
+            self._check_open()
+            self._ensure_delivery()
+            self._recorder = new
+        if self._warning is not None and self._warning_shown:
+            self._warning = None  # a new recording: the old failure was seen
+        return new.path
 
     def on_event(self, callback: EventCallback | None) -> None:
         """Call ``callback(frame)`` with every decoded batch of new events.
 
-        Callbacks run in the consumer thread; exceptions go to :attr:`errors`. Passing
-        None removes every callback.
+        Callbacks run in the stream's delivery thread, in order, never in the consumer
+        thread: a slow callback does not slow the consumer, and stopping the stream
+        waits at most a second for a callback that blocks (then warns, naming it).
+        Exceptions go to :attr:`errors`. Passing None removes every callback.
+        :meth:`flush` waits until the callbacks saw every event received so far.
         """
         with self._lock:
             if callback is None:
                 self._callbacks.clear()
             else:
+                self._check_open()
+                self._ensure_delivery()
                 self._callbacks.append(callback)
 
     def live(self, interval: float | None = None) -> Any:
