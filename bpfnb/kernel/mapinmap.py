@@ -195,7 +195,37 @@ class MapOfMaps(_WritableMap):
 
 
 class ProgArrayMap(ArrayMap):
-    """``BPF_MAP_TYPE_PROG_ARRAY``: slot -> program (tail calls)."""
+    """``BPF_MAP_TYPE_PROG_ARRAY``: slot -> program (tail calls).
+
+    When its program closes, the slots holding that program's own programs are emptied
+    before the map fds close. A program array keeps its programs alive while they refer
+    to it; the kernel breaks that circle on a deferred work item once the array's last
+    user closes, and a BPF inspector opening the map by id meanwhile (``bpftool map
+    list`` twice in a row) can leave the map in the kernel for good. With the slots
+    emptied first there is no circle left to break.
+    """
+
+    _owner: Any = None
+    _own_ids: frozenset[int] = frozenset()
+
+    @property
+    def owner(self) -> Any:
+        """The program this view belongs to (set by it)."""
+        return self._owner
+
+    @owner.setter
+    def owner(self, program: Any) -> None:
+        self._owner = program
+        if program is not None:
+            self._own_ids = frozenset(self._names_by_id())
+            program.on_close(self._release_own_programs)
+
+    def _release_own_programs(self) -> None:
+        """Empty the slots that hold the owner's programs (called as the owner closes)."""
+        for slot, prog_id in self._filled():
+            if prog_id in self._own_ids:
+                with contextlib.suppress(KeyError):
+                    del self[slot]
 
     @property
     def key_columns(self) -> list[str]:

@@ -17,8 +17,10 @@ volatile`` global), read and written from Python:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import pytest
 
 import bpfnb
 from bpfnb.errors import MapFullError, MapTypeError, UnsupportedOperationError
+from bpfnb.kernel import bpf
 from bpfnb.kernel.lpm import LpmTrieMap
 from bpfnb.kernel.mapinmap import MapOfMaps, ProgArrayMap
 from bpfnb.kernel.maps import ArrayMap, HashMap
@@ -40,6 +43,7 @@ from bpfnb.kernel.storage import (
 )
 from bpfnb.kernel.user_ringbuf import UserRingBuffer, UserRingFullError
 
+from conftest import wait_until
 from workload import Workload
 from zoo_programs import LPM, MAP_IN_MAP, QUEUES, STORAGE, TAIL_CALLS, USER_RING
 
@@ -231,6 +235,28 @@ def test_tail_call_chain_counts(clean_kernel: tuple[int, int, int], workload: Wo
         assert prog.globals["hops"] == 3 * n + 2 * n + 3 * n
         with pytest.raises(MapTypeError, match="no loaded program"):
             jumps[3] = "nope"
+
+
+def _map_ids() -> set[int]:
+    out = subprocess.run(
+        ["bpftool", "-j", "map", "list"], capture_output=True, text=True, check=True
+    )
+    return {int(m["id"]) for m in json.loads(out.stdout or "[]")}
+
+
+def test_a_closed_tail_call_chain_leaves_no_map_while_inspected(
+    clean_kernel: tuple[int, int, int], workload: Workload
+) -> None:
+    """Listing maps by id right after the close (as bpftool does) does not keep the array."""
+    prog = bpfnb.load(TAIL_CALLS, name="tails2", globals={"target": workload.pid})
+    with prog:
+        workload.run("getpid", 3)
+        assert prog.globals["hops"] == 9
+        jumps_id = bpf.map_info(prog.jumps.fd).id
+    for _ in range(10):  # two listings in a row, again and again, while it is freed
+        _map_ids()
+        _map_ids()
+    assert wait_until(lambda: jumps_id not in _map_ids(), 5)
 
 
 # -- object-attached storage ------------------------------------------------------------------

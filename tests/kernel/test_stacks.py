@@ -154,7 +154,7 @@ def test_offcputime_template_charges_sleeps(clean_kernel: tuple[int, int, int]) 
 
 
 @pytest.mark.parametrize("name", ["profile", "offcputime"])
-def test_templates_have_a_flame_graph(kernel: None, name: str) -> None:
+def test_templates_have_a_flame_graph(clean_kernel: tuple[int, int, int], name: str) -> None:
     from bpfnb.ui.dashboard import dashboard
     from bpfnb.ui.flamegraph import FlameGraph
 
