@@ -27,7 +27,7 @@ CELL_USAGE = (
     "[--no-display] [--interval SECONDS] [--set VAR=VALUE]... [--compile-only]"
 )
 LINE_USAGE = (
-    "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
+    "%bpf list | top | stop NAME | stop --all | export NAME.MAP PATH.csv | doctor | templates | "
     "template TEMPLATE [NAME] [--show] [cell options]"
 )
 
@@ -87,7 +87,7 @@ class LineArgs:
     Attributes
     ----------
     action : str
-        One of ``list``, ``stop``, ``export``, ``doctor``, ``templates``, ``template``.
+        One of ``list``, ``top``, ``stop``, ``export``, ``doctor``, ``templates``, ``template``.
     name : str or None
         Program name (``stop``), ``NAME.MAP`` (``export``) or template (``template``).
     all : bool
@@ -235,7 +235,7 @@ def parse_line_args(line: str) -> LineArgs:
     if not words:
         raise CommandError(f"usage: {LINE_USAGE}")
     action, rest = words[0], words[1:]
-    if action in ("list", "doctor", "templates"):
+    if action in ("list", "top", "doctor", "templates"):
         if rest:
             raise CommandError(f"%bpf {action} takes no arguments")
         return LineArgs(action)

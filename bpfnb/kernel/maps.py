@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from bpfnb.codec import frames, histogram
+from bpfnb.codec.history import RateHistory
 from bpfnb.codec.plan import Codec, DecoderChoice, codec_for, raw_codec
 from bpfnb.errors import (
     BpfInvalidError,
@@ -147,6 +148,7 @@ class Map:
         self.ncpus = cpus.possible_cpus() if self.per_cpu else 1
         self.slot = cpus.value_slot_size(spec.value_size) if self.per_cpu else spec.value_size
         self.value_bytes = cpus.value_buffer_size(self.per_cpu, spec.value_size)
+        self.rate_history = RateHistory()
 
     # -- description --------------------------------------------------------------------
 
@@ -169,6 +171,24 @@ class Map:
     def max_entries(self) -> int:
         """The map's capacity."""
         return self.spec.max_entries
+
+    @property
+    def dropped(self) -> int:
+        """Inserts that failed because the map was full (0 until counted in the kernel)."""
+        return 0
+
+    def history(self) -> pd.DataFrame:
+        """Rates over time: the bounded history of this map's live view refreshes.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Long form: ``time``, the key columns, the counter columns and their rates
+            (``value/s``...), one row per key that changed at a refresh (see
+            :class:`bpfnb.codec.history.RateHistory`). Empty until a live view
+            (dashboard or ``live()``) has refreshed the map twice.
+        """
+        return self.rate_history.frame()
 
     def decode(
         self, choices: Mapping[str, DecoderChoice] | None = None, /, **columns: DecoderChoice
