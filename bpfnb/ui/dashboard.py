@@ -35,6 +35,7 @@ from bpfnb.ui.views import LiveTable, ProgramHeader, View, view_for
 __all__ = [
     "DETACHED_NOTE",
     "STILL_RUNNING_NOTE",
+    "TOP_OWNER",
     "Dashboard",
     "dashboard",
     "live_view",
@@ -329,7 +330,8 @@ class _TopOwner:
     closed = False
 
 
-_TOP_OWNER = _TopOwner()
+#: The owner of ``%bpf top``'s refresher (``refresher_for(TOP_OWNER).stop()`` ends it).
+TOP_OWNER = _TopOwner()
 
 
 def show_top(programs: Callable[[], list[Any]], interval: float = 1.0) -> Any:
@@ -348,7 +350,7 @@ def show_top(programs: Callable[[], list[Any]], interval: float = 1.0) -> Any:
         The live table with a Stop button (static HTML without ipywidgets).
     """
     view = ProgramsTop(programs)
-    refresher = refresh.refresher_for(_TOP_OWNER, interval)
+    refresher = refresh.refresher_for(TOP_OWNER, interval)
     if not widgets.available():
         _start([view], refresher)
         return html.StaticView(view)

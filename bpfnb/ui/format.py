@@ -125,15 +125,17 @@ def format_clock(when: Any) -> str:
     if isinstance(when, float | int):
         if isinstance(when, float) and math.isnan(when):
             return ""
-        whole = int(when)
-        return (
-            time.strftime("%H:%M:%S", time.localtime(whole)) + f".{int((when - whole) * 1000):03d}"
-        )
+        return _clock_ms(round(when * 1000))
     ts = pd.Timestamp(when)
     if ts is pd.NaT:
         return ""
     # naive times are UTC (as bpfnb's decoders make them); shown in local time
-    return format_clock(ts.value / 1e9)
+    return _clock_ms(ts.value // 1_000_000)
+
+
+def _clock_ms(ms: int) -> str:
+    seconds, rest = divmod(int(ms), 1000)
+    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{rest:03d}"
 
 
 def format_relative(seconds: float) -> str:

@@ -54,7 +54,7 @@ CSS = """<style>
 .bpfnb-table th{background:var(--jp-layout-color2,#eeeeee);font-weight:600}
 .bpfnb-table th.s,.bpfnb-table td.s{text-align:left}
 .bpfnb-table td.rank{color:var(--jp-ui-font-color2,#616161)}
-.bpfnb-table td.chg{animation:bpfnb-flash 1.5s ease-out}
+.bpfnb-table td.chg{animation:bpfnb-flash .8s ease-out}
 @keyframes bpfnb-flash{from{background:var(--jp-warn-color3,#ffe9a8)}to{background:transparent}}
 .bpfnb-foot{color:var(--jp-ui-font-color2,#555);margin:2px 0}
 .bpfnb-warn{color:var(--jp-warn-color0,#a15c00);font-weight:600}

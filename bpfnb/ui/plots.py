@@ -66,7 +66,7 @@ class RatePlot:
             y=np.zeros((0, 0)),
             scales={"x": x, "y": y},
             labels=[],
-            display_legend=True,
+            labels_visibility="label",
             stroke_width=1.5,
         )
         axis_x = bqplot.Axis(scale=x, tick_format="%H:%M:%S", num_ticks=5)
@@ -75,8 +75,8 @@ class RatePlot:
             marks=[self.mark],
             axes=[axis_x, axis_y],
             title=f"{view.source.name}: rates of the top {lines} keys (per second)",
-            legend_location="top-left",
-            fig_margin={"top": 30, "bottom": 25, "left": 55, "right": 10},
+            fig_margin={"top": 30, "bottom": 25, "left": 55, "right": 190},
+            padding_y=0.0,
             layout=_layout("220px"),
             animation_duration=0,
         )
@@ -124,7 +124,8 @@ class HeatmapPlot:
     ----------
     figure : bqplot.Figure
     mark : bqplot.GridHeatMap
-        ``color``: buckets x intervals; ``row``: bucket labels; ``column``: seconds ago.
+        ``color``: log(1 + values) per bucket (rows) and interval (columns); ``row``:
+        bucket labels; ``column``: seconds ago.
     """
 
     def __init__(self, view: HistogramChart) -> None:
@@ -132,7 +133,7 @@ class HeatmapPlot:
         self._drawn = (-1, 0.0)
         rows = bqplot.OrdinalScale()
         columns = bqplot.LinearScale()
-        colour = bqplot.ColorScale(scheme="Blues", min=0)
+        colour = bqplot.ColorScale(scheme="Blues", min=0.0)
         # bqplot squeezes ``color``: a 1 x 1 matrix fails its check, so start at 2 x 2
         self.mark = bqplot.GridHeatMap(
             color=np.zeros((2, 2)),
@@ -145,7 +146,7 @@ class HeatmapPlot:
         self.figure = bqplot.Figure(
             marks=[self.mark],
             axes=[axis_rows, axis_columns],
-            title=f"{view.source.name}: values per bucket per refresh",
+            title=f"{view.source.name}: values per bucket per refresh (colour: log scale)",
             fig_margin={"top": 30, "bottom": 40, "left": 110, "right": 10},
             layout=_layout("260px"),
             animation_duration=0,
@@ -168,9 +169,12 @@ class HeatmapPlot:
         shown_labels = [self.view.slot_label(s, x) for s, x in zip(slots, labels, strict=True)]
         with self.mark.hold_sync():
             # rows and columns are checked against the colour matrix: set it first
-            self.mark.color = counts.astype(np.float64)
+            self.mark.color = np.log1p(counts.astype(np.float64))
             self.mark.row = shown_labels
             self.mark.column = ago
+        height = f"{max(200, 13 * len(shown_labels) + 80)}px"
+        if self.figure.layout.height != height:
+            self.figure.layout.height = height
 
 
 def plot_for(view: Any) -> RatePlot | HeatmapPlot | None:

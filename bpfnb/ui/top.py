@@ -45,7 +45,6 @@ LIST_COLUMNS = [
     "avg ns/run",
     "runs/s",
     "%CPU",
-    "loaded",
 ]
 
 
@@ -83,7 +82,7 @@ def listing(programs: Iterable[ProgramSource]) -> FullWidthFrame:
 
     Columns: ``name``, ``prog ids`` (kernel ids, as ``bpftool prog`` shows them),
     ``attach points``, ``programs``, ``maps``, ``run count``, ``run time ms``,
-    ``avg ns/run``, ``runs/s`` and ``%CPU`` (one CPU = 100) since the load, ``loaded``.
+    ``avg ns/run``, ``runs/s`` and ``%CPU`` (one CPU = 100) since the load.
     """
     rows = []
     now = time.time()
@@ -103,7 +102,6 @@ def listing(programs: Iterable[ProgramSource]) -> FullWidthFrame:
                 "avg ns/run": round(ns / runs) if runs else 0,
                 "runs/s": round(runs / seconds, 1),
                 "%CPU": round(100.0 * ns / (seconds * 1e9), 3),
-                "loaded": time.strftime("%H:%M:%S", time.localtime(prog.loaded_at)),
             }
         )
     return FullWidthFrame(rows, columns=LIST_COLUMNS)

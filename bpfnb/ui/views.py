@@ -765,9 +765,9 @@ class EventTail(View):
         if shown is None:
             self._frame = self._arrange(self.source.tail(0))
             return
-        shown = shown.iloc[: self.rows]
-        self._matches = deque([shown])
-        self._frame = self._arrange(shown)
+        kept = shown.iloc[:MAX_TAIL_ROWS]  # more than shown: rows may grow
+        self._matches = deque([kept])
+        self._frame = self._arrange(kept.iloc[: self.rows])
 
 
 def _ktime_to_wall(values: pd.Series) -> pd.Series:

@@ -347,13 +347,22 @@ def _table_widget(view: LiveTable, pulse: Pulse, name: str, announce: bool) -> V
     from bpfnb.ui.plots import plot_for
 
     sort = w.Dropdown(
-        description="sort by", options=[SORT_BY_TOTAL], value="", layout={"width": "220px"}
+        description="sort by",
+        options=[SORT_BY_TOTAL],
+        value="",
+        style={"description_width": "50px"},
+        layout={"width": "230px"},
     )
     descending = w.Checkbox(
         value=view.descending, description="descending", indent=False, layout={"width": "100px"}
     )
     rows = w.BoundedIntText(
-        value=view.top_n, min=1, max=MAX_PAGE_ROWS, description="rows", layout={"width": "120px"}
+        value=view.top_n,
+        min=1,
+        max=MAX_PAGE_ROWS,
+        description="rows",
+        style={"description_width": "36px"},
+        layout={"width": "110px"},
     )
     prev = w.Button(description="", icon="chevron-left", layout={"width": "34px"})
     nxt = w.Button(description="", icon="chevron-right", layout={"width": "34px"})
@@ -427,7 +436,12 @@ def _tail_widget(view: EventTail, pulse: Pulse, name: str, announce: bool) -> Vi
     """The event tail: rows shown, a filter, Export CSV."""
     w = _require()
     rows = w.BoundedIntText(
-        value=view.rows, min=1, max=MAX_TAIL_ROWS, description="rows", layout={"width": "120px"}
+        value=view.rows,
+        min=1,
+        max=MAX_TAIL_ROWS,
+        description="rows",
+        style={"description_width": "36px"},
+        layout={"width": "110px"},
     )
     text = w.Text(
         value="",
