@@ -8,9 +8,11 @@ dashboard runs.
   (at most ``max_keys`` rows, the fastest first), with their values and rates.
   :meth:`RateHistory.frame` is the long DataFrame behind ``prog.MAP.history()``
   (``time``, key columns, value columns, rate columns); :meth:`RateHistory.series`
-  gives the rate of chosen keys at every point, for plots and sparklines. A key that
-  is not in a point did not change then (rate 0), or changed less than the
-  ``max_keys`` fastest keys of that point.
+  gives the rate of chosen keys at every point, for plots and sparklines. Keys are
+  told apart by a 64-bit hash of their columns (:func:`key_ids`), so a refresh costs
+  no string work; :meth:`RateHistory.labels` names them for display. A key that is not
+  in a point did not change then (rate 0), or changed less than the ``max_keys``
+  fastest keys of that point.
 - :class:`HistogramHistory`: per refresh, how many values each bucket of a histogram
   gained since the previous refresh: the matrix of a heatmap over time (bpftrace's
   ``hist`` per interval).
@@ -37,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_POINTS",
     "HistogramHistory",
     "RateHistory",
+    "key_ids",
     "key_labels",
 ]
 
@@ -62,21 +65,28 @@ def key_labels(frame: pd.DataFrame, key_columns: list[str]) -> np.ndarray:
     return out
 
 
+def key_ids(frame: pd.DataFrame, key_columns: list[str]) -> np.ndarray:
+    """One 64-bit id per row, a hash of its key columns (row numbers without keys)."""
+    if not key_columns or not len(frame):
+        return np.arange(len(frame), dtype=np.uint64)
+    return np.asarray(pd.util.hash_pandas_object(frame[key_columns], index=False).to_numpy())
+
+
 @dataclass
 class _Point:
-    """One refresh: the rows kept and a label -> row lookup (made on first use)."""
+    """One refresh: the rows kept, their key ids and an id -> rate lookup (made on use)."""
 
     time: float
     rows: pd.DataFrame
-    labels: np.ndarray
+    ids: np.ndarray
     rate_column: str
-    _by_label: dict[str, float] | None = None
+    _rates: dict[int, float] | None = None
 
-    def rate_of(self) -> dict[str, float]:
-        if self._by_label is None:
+    def rate_of(self) -> dict[int, float]:
+        if self._rates is None:
             rates = self.rows[self.rate_column].to_numpy(dtype=np.float64, na_value=np.nan)
-            self._by_label = dict(zip(self.labels.tolist(), rates.tolist(), strict=True))
-        return self._by_label
+            self._rates = dict(zip(self.ids.tolist(), rates.tolist(), strict=True))
+        return self._rates
 
 
 class RateHistory:
@@ -121,6 +131,7 @@ class RateHistory:
         key_columns: list[str],
         value_columns: list[str],
         rate_columns: list[str],
+        ids: np.ndarray | None = None,
     ) -> None:
         """Keep one refresh.
 
@@ -133,6 +144,8 @@ class RateHistory:
         key_columns, value_columns, rate_columns : list of str
             Which columns name the key, hold counters, hold their rates (per second).
             Without a rate column nothing is recorded.
+        ids : ndarray, optional
+            The rows' key ids (:func:`key_ids`) when the caller has them already.
         """
         if not rate_columns:
             return
@@ -154,7 +167,8 @@ class RateHistory:
             moving = np.sort(moving[top])
         columns = [*key_columns, *value_columns, *rate_columns]
         rows = frame.iloc[moving][columns].reset_index(drop=True)
-        self._points.append(_Point(when, rows, key_labels(rows, key_columns), lead))
+        kept = ids[moving] if ids is not None else key_ids(rows, key_columns)
+        self._points.append(_Point(when, rows, np.asarray(kept, dtype=np.uint64), lead))
 
     def frame(self) -> pd.DataFrame:
         """Every point as one long DataFrame.
@@ -179,27 +193,44 @@ class RateHistory:
         """Wall-clock times of the points (seconds since the epoch)."""
         return np.array([p.time for p in self._points], dtype=np.float64)
 
-    def latest_top(self, n: int, window: int = 5) -> list[str]:
-        """Labels of the ``n`` keys with the highest rates over the newest points.
+    def latest_top(self, n: int, window: int = 5) -> list[int]:
+        """Ids of the ``n`` keys with the highest rates over the newest points.
 
         A key's score is its highest rate in the newest ``window`` points, so a key
         that just went quiet still leads for a few refreshes (its line drops to 0).
+        Ties go to the smaller id, so the choice is stable.
         """
-        best: dict[str, float] = {}
+        best: dict[int, float] = {}
         for point in list(self._points)[-window:]:
-            for label, rate in point.rate_of().items():
-                if rate > best.get(label, 0.0):  # NaN (a new key) never wins
-                    best[label] = rate
+            for key, rate in point.rate_of().items():
+                if rate > best.get(key, 0.0):  # NaN (a new key) never wins
+                    best[key] = rate
         ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
-        return [label for label, _ in ranked[:n]]
+        return [key for key, _ in ranked[:n]]
 
-    def series(self, labels: list[str], last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The rate of each key of ``labels`` at every point (0 where it did not change).
+    def labels(self, ids: list[int]) -> list[str]:
+        """Names of keys (``"1234 · getpid · cat"``), from the newest point holding each."""
+        out: dict[int, str] = {}
+        wanted = set(ids)
+        for point in reversed(self._points):
+            if not wanted:
+                break
+            found = np.flatnonzero(np.isin(point.ids, np.array(list(wanted), dtype=np.uint64)))
+            if not len(found):
+                continue
+            names = key_labels(point.rows.iloc[found], self._key_columns)
+            for i, name in zip(found, names, strict=True):
+                out[int(point.ids[i])] = str(name)
+                wanted.discard(int(point.ids[i]))
+        return [out.get(i, str(i)) for i in ids]
+
+    def series(self, ids: list[int], last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The rate of each key of ``ids`` at every point (0 where it did not change).
 
         Parameters
         ----------
-        labels : list of str
-            Key labels (see :func:`key_labels`).
+        ids : list of int
+            Key ids (see :func:`key_ids`).
         last : int, optional
             Only the newest ``last`` points.
 
@@ -208,17 +239,17 @@ class RateHistory:
         times : ndarray
             Wall-clock times of the points, shape ``(T,)``.
         rates : ndarray
-            Shape ``(len(labels), T)``; NaN where a key was new (no rate yet).
+            Shape ``(len(ids), T)``; NaN where a key was new (no rate yet).
         """
         points = list(self._points)
         if last is not None:
             points = points[-last:]
         times = np.array([p.time for p in points], dtype=np.float64)
-        out = np.zeros((len(labels), len(points)), dtype=np.float64)
+        out = np.zeros((len(ids), len(points)), dtype=np.float64)
         for j, p in enumerate(points):
             lookup = p.rate_of()
-            for i, label in enumerate(labels):
-                out[i, j] = lookup.get(label, 0.0)
+            for i, key in enumerate(ids):
+                out[i, j] = lookup.get(int(key), 0.0)
         return times, out
 
 

@@ -129,7 +129,7 @@ def table(
     return "".join(parts)
 
 
-def _page_table(page: TablePage) -> str:
+def _page_table(page: TablePage, static: bool = False) -> str:
     sparks = bool(page.sparks)
     parts = ['<table class="bpfnb-table"><thead><tr>']
     parts.append(_header(page.columns, page.left, page.widths))
@@ -142,7 +142,7 @@ def _page_table(page: TablePage) -> str:
             classes = []
             if page.left[c]:
                 classes.append("s")
-            if page.changed[r][c]:
+            if page.changed[r][c] and not static:
                 classes.append("chg")
             cls = f' class="{" ".join(classes)}"' if classes else ""
             parts.append(f"<td{cls}>{html.escape(text)}</td>")
@@ -210,7 +210,7 @@ def _live_table(view: LiveTable, static: bool) -> str:
         f"{shown}{order}" + (f" · {sums}" if sums else "") + f" · updated {when} · read "
         f"{view.read_seconds * 1000:.1f} ms</div>"
     )
-    body = title + _fill(view) + _page_table(page) + foot
+    body = title + _fill(view) + _page_table(page, static) + foot
     if static and view.rate_columns:
         body += _rate_chart(view)
     return body
@@ -218,8 +218,9 @@ def _live_table(view: LiveTable, static: bool) -> str:
 
 def _rate_chart(view: LiveTable, lines: int = 5) -> str:
     history = view.source.rate_history
-    labels = history.latest_top(lines)
-    times, rates = history.series(labels)
+    ids = history.latest_top(lines)
+    times, rates = history.series(ids)
+    labels = history.labels(ids)
     column = view.rate_columns[0] if view.rate_columns else "rate"
     return svg.line_chart(
         times,

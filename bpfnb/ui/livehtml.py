@@ -8,9 +8,10 @@ What a plain ``ipywidgets.HTML`` cannot do, this does in the browser:
 - **say when the kernel is gone**: the kernel side bumps ``beat`` at every refresh and
   sets ``interval`` (seconds between refreshes, 0 while nothing refreshes: paused or
   stopped). When no beat came for ``max(5 s, 4 x interval)`` the widget marks itself
-  stale (class ``bpfnb-stale``, dimmed) and, when ``announce`` is set (a dashboard's
-  header), says so: the kernel restarted, was shut down or is stuck. The refresh
-  thread runs while cells run, so a busy kernel still beats;
+  stale (class ``bpfnb-stale``, dimmed, its ``[state]`` labels replaced by "not live")
+  and, when ``announce`` is set (a dashboard's header), says why: the kernel
+  restarted, was shut down or is stuck. The refresh thread runs while cells run, so a
+  busy kernel still beats;
 - carry the class ``bpfnb-live`` on its element: a static snapshot output right after a
   live dashboard hides itself (see :data:`bpfnb.ui.html.SNAPSHOT_CSS`).
 
@@ -57,10 +58,22 @@ function render({ model, el }) {
     el.classList.remove("bpfnb-held");
   };
   const onHtml = () => { pending = model.get("html"); apply(); };
+  const relabel = (stale) => {
+    for (const s of body.querySelectorAll(".bpfnb-state")) {
+      if (stale && s.dataset.live === undefined) {
+        s.dataset.live = s.textContent;
+        s.textContent = "[not live: no word from the kernel]";
+      } else if (!stale && s.dataset.live !== undefined) {
+        s.textContent = s.dataset.live;
+        delete s.dataset.live;
+      }
+    }
+  };
   const onBeat = () => {
     lastBeat = Date.now();
     note.hidden = true;
     el.classList.remove("bpfnb-stale");
+    relabel(false);
   };
   const down = (e) => { if (el.contains(e.target)) pressed = true; };
   const up = () => { pressed = false; setTimeout(apply, 0); };
@@ -80,6 +93,7 @@ function render({ model, el }) {
         " s (restarted, shut down or stuck?); this is the last state it sent";
       note.hidden = !model.get("announce");
       el.classList.add("bpfnb-stale");
+      relabel(true);
     }
   }, 1000);
   return () => {

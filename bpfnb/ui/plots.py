@@ -52,6 +52,8 @@ class RatePlot:
         The widget.
     mark : bqplot.Lines
         Its lines (``x``: times, ``y``: one row of rates per key, ``labels``: keys).
+    names : bqplot.Label
+        Each key's name at the end of its line.
     """
 
     def __init__(self, view: LiveTable, lines: int = DEFAULT_LINES) -> None:
@@ -66,18 +68,31 @@ class RatePlot:
             y=np.zeros((0, 0)),
             scales={"x": x, "y": y},
             labels=[],
-            labels_visibility="label",
+            display_legend=False,
             stroke_width=1.5,
         )
+        # each line's key, written right of its last point (in the figure's margin)
+        self.names = bqplot.Label(
+            x=np.zeros(0, dtype="datetime64[ms]"),
+            y=np.zeros(0),
+            text=[],
+            scales={"x": x, "y": y},
+            x_offset=6,
+            y_offset=4,
+            default_size=11,
+            font_weight="normal",
+            apply_clip=False,
+        )
+        self.y = y
         axis_x = bqplot.Axis(scale=x, tick_format="%H:%M:%S", num_ticks=5)
-        axis_y = bqplot.Axis(scale=y, side="left", tick_format=".3s", num_ticks=4)
+        self.axis_y = bqplot.Axis(scale=y, side="left", tick_format=".3s", num_ticks=4)
         self.figure = bqplot.Figure(
-            marks=[self.mark],
-            axes=[axis_x, axis_y],
+            marks=[self.mark, self.names],
+            axes=[axis_x, self.axis_y],
             title=f"{view.source.name}: rates of the top {lines} keys (per second)",
             fig_margin={"top": 30, "bottom": 25, "left": 55, "right": 190},
             padding_y=0.0,
-            layout=_layout("220px"),
+            layout={**_layout("220px"), "display": "none"},  # shown with its first lines
             animation_duration=0,
         )
         self.figure.add_class("bpfnb-rate-plot")
@@ -101,16 +116,44 @@ class RatePlot:
         if state == self._drawn:
             return
         self._drawn = state
-        labels = history.latest_top(self.lines)
-        stamps, rates = history.series(labels, last=PLOT_POINTS)
+        ids = history.latest_top(self.lines)
+        if not ids:
+            return  # nothing moved lately: keep the last lines
+        stamps, rates = history.series(ids, last=PLOT_POINTS)
+        labels = history.labels(ids)
         x = (stamps * 1000).astype("int64").astype("datetime64[ms]")
         colours = self._colours(labels)
-        with self.mark.hold_sync():
+        y = np.nan_to_num(rates, nan=0.0)
+        peak = float(y.max()) if y.size else 0.0
+        top = peak * 1.08 if peak > 0 else 1.0
+        with self.mark.hold_sync(), self.names.hold_sync(), self.y.hold_sync():
+            self.y.min = 0.0
+            self.y.max = top
+            self.axis_y.tick_values = np.linspace(0.0, top, 4)
             self.mark.x = x
-            self.mark.y = np.nan_to_num(rates, nan=0.0) if len(labels) else np.zeros((0, len(x)))
+            self.mark.y = y
             self.mark.labels = labels
-            if colours:
-                self.mark.colors = colours
+            self.mark.colors = colours
+            self.names.x = np.repeat(x[-1:], len(labels))
+            self.names.y = _dodge(y[:, -1], top * 0.09, top)
+            self.names.text = [label[:28] for label in labels]
+            self.names.colors = colours
+        if self.figure.layout.display == "none":
+            self.figure.layout.display = ""
+
+
+def _dodge(ends: np.ndarray, gap: float, top: float) -> np.ndarray:
+    """Label heights near the lines' ends, at least ``gap`` apart and below ``top``."""
+    order = np.argsort(ends, kind="stable")
+    placed = np.asarray(ends, dtype=np.float64)[order].copy()
+    for i in range(1, len(placed)):
+        placed[i] = max(placed[i], placed[i - 1] + gap)
+    overflow = placed[-1] - top if len(placed) else 0.0
+    if overflow > 0:
+        placed -= overflow
+    out = np.empty_like(placed)
+    out[order] = placed
+    return out
 
 
 class HeatmapPlot:

@@ -45,7 +45,7 @@ import pandas as pd
 from bpfnb.codec import frames
 from bpfnb.codec import histogram as hist_codec
 from bpfnb.codec import roles as codec_roles
-from bpfnb.codec.history import HistogramHistory, key_labels
+from bpfnb.codec.history import HistogramHistory
 from bpfnb.codec.histstats import HistogramSummary, summarize
 from bpfnb.codec.plan import codec_for
 from bpfnb.errors import MapTypeError
@@ -227,6 +227,7 @@ class RateTracker:
         self._values: dict[str, np.ndarray] = {}
         self._time = 0.0
         self.hashes: np.ndarray = np.zeros(0, dtype=np.uint64)
+        self.by_hash: np.ndarray = np.zeros(0, dtype=np.int64)
         self.seconds = 0.0
 
     def deltas(
@@ -236,8 +237,9 @@ class RateTracker:
 
         Rows whose key was not in the previous snapshot get NaN, every row before
         the first call too. The snapshot is kept for the next call; :attr:`hashes`
-        holds the key hashes of ``df`` (stable across refreshes) and :attr:`seconds`
-        the time between the two snapshots.
+        holds the key hashes of ``df`` (stable across refreshes), :attr:`by_hash` the
+        rows in the order of their hashes and :attr:`seconds` the time between the two
+        snapshots.
         """
         n = len(df)
         if n and key_cols:
@@ -263,6 +265,7 @@ class RateTracker:
         self._values = {c: v[order] for c, v in current.items()}
         self._time = now
         self.hashes = hashes
+        self.by_hash = order
         return out
 
     def rates(
@@ -461,20 +464,37 @@ class LiveTable(View):
             self._order_key = key
         return self._order
 
+    def _page_rows(self) -> np.ndarray:
+        """Positions of the current page's rows; ties inside it in the order of their keys."""
+        start = min(self.page, self.page_count - 1) * self.top_n
+        rows = self._current_order()[start : start + self.top_n]
+        column = self.sort_by if self.sort_by in self._frame.columns else self._total_column
+        if column is None or len(rows) < 2 or not self._key_cols:
+            return rows
+        page = self._frame.iloc[rows]
+        ranks = []
+        for c in [column, *self._key_cols]:
+            col = page[c]
+            if is_numeric(col):
+                values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                values = pd.factorize(col.astype(str), sort=True)[0].astype(np.float64)
+            if c == column and self.descending:
+                values = -values
+            ranks.append(np.where(np.isnan(values), np.inf, values))
+        return np.asarray(rows[np.lexsort(ranks[::-1])])
+
     def sorted_top(self) -> pd.DataFrame:
         """The rows of the current page, in the current sort order."""
         with self.lock:
-            start = min(self.page, self.page_count - 1) * self.top_n
-            rows = self._current_order()[start : start + self.top_n]
-            return self._frame.iloc[rows]
+            return self._frame.iloc[self._page_rows()]
 
     def page_view(self) -> TablePage:
         """The current page as text, with the cells that changed and stable widths."""
         with self.lock:
             df = self._frame
-            page = min(self.page, self.page_count - 1)
-            start = page * self.top_n
-            rows = self._current_order()[start : start + self.top_n]
+            start = min(self.page, self.page_count - 1) * self.top_n
+            rows = self._page_rows()
             columns = [str(c) for c in df.columns]
             shown = df.iloc[rows]
             texts_by_col = []
@@ -496,8 +516,8 @@ class LiveTable(View):
             sparks: list[np.ndarray] = []
             history = self.source.rate_history
             if self._rate_columns and len(history) >= 2 and len(rows):
-                labels = [str(x) for x in key_labels(shown, self._key_cols)]
-                _, series = history.series(labels, last=SPARK_POINTS)
+                ids = [int(i) for i in self._rates.hashes[rows]]
+                _, series = history.series(ids, last=SPARK_POINTS)
                 sparks = list(series)
             return TablePage(columns, cells, left, changed, widths, sparks, start)
 
@@ -532,11 +552,14 @@ class LiveTable(View):
 
     # -- the work -----------------------------------------------------------------------
     def _ordering(self) -> np.ndarray:
-        """Row order: by the sort column, ties in the order of their key hashes."""
+        """Row order: by the sort column; ties in the order of their key hashes.
+
+        (Hashes stay the same between refreshes, so tied rows do not swap; inside the
+        page shown, ties are then put in the order of their keys, see _page_rows.)
+        """
         df = self._frame
         n = len(df)
-        hashes = self._rates.hashes if len(self._rates.hashes) == n else np.arange(n)
-        base = np.argsort(hashes, kind="stable")
+        base = self._rates.by_hash if len(self._rates.by_hash) == n else np.arange(n)
         column = self.sort_by if self.sort_by in df.columns else self._total_column
         if column is None or not n:
             return base
@@ -586,7 +609,9 @@ class LiveTable(View):
         self.dropped = self.source.dropped
         self._updated = time.time()
         if rate_cols and not first:
-            self.source.rate_history.record(self._updated, df, key_cols, amounts, rate_cols)
+            self.source.rate_history.record(
+                self._updated, df, key_cols, amounts, rate_cols, ids=self._rates.hashes
+            )
         self._read_seconds = time.perf_counter() - start
 
     def _add_sums(self, df: pd.DataFrame) -> list[str]:

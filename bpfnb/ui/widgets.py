@@ -71,8 +71,8 @@ __all__ = [
 
 #: The sort choice that means "by the total column".
 SORT_BY_TOTAL = ("(total column)", "")
-#: Seconds between updates of the static snapshot output.
-SNAPSHOT_EVERY = 5.0
+#: Seconds between updates of the static snapshot output (and when the program stops).
+SNAPSHOT_EVERY = 10.0
 #: Where Export CSV writes (default: ``./bpfnb-export`` of the kernel's directory).
 EXPORT_DIR_ENV = "BPFNB_EXPORT_DIR"
 

@@ -293,7 +293,8 @@ def test_top_and_list_show_ids_rates_and_cpu(shell: TestingShell, kernel: None) 
         top.refresh()
         mine = top.frame.set_index("name").loc["toplist"]
         assert mine["state"] == "running" and mine["runs/s"] > 0 and mine["%CPU"] > 0
-        assert mine["runs"] == prog.stats()["run_cnt"]
+        # the program runs on every getpid of the machine: at least ours, at most now's
+        assert 2000 <= mine["runs"] <= prog.stats()["run_cnt"]
         assert "runs/s" in html.render(top)
         assert shell.run("%bpf top") is None  # displayed, refreshed by its own thread
         assert "bpfnb-refresh-top" in refresh_threads()

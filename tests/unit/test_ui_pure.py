@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bpfnb.codec.histogram import frame_from_counts
-from bpfnb.codec.history import HistogramHistory, RateHistory, key_labels
+from bpfnb.codec.history import HistogramHistory, RateHistory, key_ids, key_labels
 from bpfnb.codec.histstats import percentile, summarize
 from bpfnb.object.maptypes import HistogramScheme
 from bpfnb.ui import eventfilter, svg
@@ -95,10 +95,12 @@ def test_rate_history_keeps_moving_keys_bounded() -> None:
     h.record(103.0, _snapshot({1: 13, 2: 20, 3: 8}, {}), ["key"], ["value"], ["value/s"])
     assert len(h) == 3 and h.times().tolist() == [101.0, 102.0, 103.0]
     # series: 0 where a key did not move; the top keys over the newest points
-    times, rates = h.series(["2", "1"])
+    ids = {k: int(i) for k, i in zip([1, 2, 3], key_ids(pd.DataFrame({"key": [1, 2, 3]}), ["key"]))}
+    times, rates = h.series([ids[2], ids[1]])
     assert times.tolist() == [101.0, 102.0, 103.0]
     assert rates.tolist() == [[4.0, 11.0, 0.0], [2.0, 0.0, 0.0]]
-    assert h.latest_top(2) == ["2", "3"]
+    top = h.latest_top(2)
+    assert top == [ids[2], ids[3]] and h.labels(top) == ["2", "3"]
 
 
 def test_key_labels_join_key_columns() -> None:
