@@ -95,7 +95,8 @@ def test_rate_history_keeps_moving_keys_bounded() -> None:
     h.record(103.0, _snapshot({1: 13, 2: 20, 3: 8}, {}), ["key"], ["value"], ["value/s"])
     assert len(h) == 3 and h.times().tolist() == [101.0, 102.0, 103.0]
     # series: 0 where a key did not move; the top keys over the newest points
-    ids = {k: int(i) for k, i in zip([1, 2, 3], key_ids(pd.DataFrame({"key": [1, 2, 3]}), ["key"]))}
+    hashed = key_ids(pd.DataFrame({"key": [1, 2, 3]}), ["key"])
+    ids = {k: int(i) for k, i in zip([1, 2, 3], hashed, strict=True)}
     times, rates = h.series([ids[2], ids[1]])
     assert times.tolist() == [101.0, 102.0, 103.0]
     assert rates.tolist() == [[4.0, 11.0, 0.0], [2.0, 0.0, 0.0]]
