@@ -9,8 +9,9 @@ The quickstart tests share one page (a module fixture): a copy of
 ``notebooks/quickstart.ipynb`` without its clean-up cell and with one extra cell that
 keeps the kernel busy (``time.sleep``) while ``true`` is executed in a loop (noise for
 the event tail). Each check is its own test, in this order: the views move while the
-kernel is busy; the rate plot's lines move; the event tail's filter finds the test's
-own exec among the noise; table text is readable (contrast >= 4.5:1) in the light and
+kernel is busy; the rate plot's lines move; a selected table is not re-rendered
+until the selection ends; the event tail's filter finds the test's own exec among the
+noise; table text is readable (contrast >= 4.5:1) in the light and
 the dark theme; the saved notebook, reopened without its kernel, shows the static
 snapshots (tables, bars, plots) and no "model not found"; after a kernel restart the
 live dashboards say they are not live. Two more notebooks check that error messages
@@ -503,7 +504,8 @@ READ_LINES = """() => Array.from(document.querySelectorAll(
 
 
 def test_rate_plot_lines_move(quickstart: Any) -> None:
-    """The counts table's plot draws its top keys' rates, and the lines move."""
+    """The counts table's plot draws its top keys' rates, and the lines move; the
+    latency histogram has its heatmap."""
     page = quickstart
     lines = _wait_for(
         lambda: [d for d in page.evaluate(READ_LINES) if d.count("L") >= 2],
@@ -519,6 +521,41 @@ def test_rate_plot_lines_move(quickstart: Any) -> None:
     )
     assert any(" · " in label for label in labels), labels  # pid · syscall · comm
     _screenshot_live(page, ".bpfnb-rate-plot", OUTPUT / "quickstart-rate-plot.png")
+    # the latency histogram's heatmap: values per bucket per refresh
+    cells = page.evaluate("() => document.querySelectorAll('.bpfnb-heatmap-plot rect').length")
+    assert cells > 0
+    _screenshot_live(page, ".bpfnb-heatmap-plot", OUTPUT / "quickstart-heatmap.png")
+
+
+def test_selection_holds_the_table(quickstart: Any) -> None:
+    """While text is selected in a live table it is not re-rendered (it can be copied)."""
+    page = quickstart
+    selected = page.evaluate(
+        """() => {
+          const table = document.querySelector('.bpfnb-live .bpfnb-table tbody');
+          const range = document.createRange();
+          range.selectNodeContents(table);
+          const sel = document.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(range);
+          window.__bpfnbHeld = table;
+          return sel.toString().length;
+        }"""
+    )
+    assert selected > 0
+    time.sleep(3.0)  # three refreshes of a table whose counts change every second
+    held = page.evaluate(
+        """() => ({connected: window.__bpfnbHeld.isConnected,
+                   selection: document.getSelection().toString().length})"""
+    )
+    assert held == {"connected": True, "selection": selected}, held
+    page.evaluate("() => document.getSelection().removeAllRanges()")
+    # once the selection ends, the refresh held back is applied
+    _wait_for(
+        lambda: page.evaluate("() => !window.__bpfnbHeld.isConnected"),
+        10,
+        "the held refresh applied after the selection ended",
+    )
 
 
 def test_tail_filter_finds_own_event(quickstart: Any, lab: Lab) -> None:

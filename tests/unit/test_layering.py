@@ -2,9 +2,9 @@
 
 object < codec < build < kernel < pipeline < ui: a module imports only from its own
 layer and the ones below; ``errors`` and ``diagnostics`` sit below every layer. Only
-``kernel/loader.py`` imports pylibbpf; only ``ui/`` imports IPython, ipywidgets and
-traitlets; there are no import circles. Imports under ``if TYPE_CHECKING:`` are types
-only and do not count.
+``kernel/loader.py`` imports pylibbpf; only ``ui/`` imports IPython, ipywidgets,
+anywidget, bqplot and traitlets; there are no import circles. Imports under
+``if TYPE_CHECKING:`` are types only and do not count.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import bpfnb
 
 PACKAGE = Path(bpfnb.__file__).parent
 LAYERS = ["base", "object", "codec", "build", "kernel", "pipeline", "ui"]
-UI_ONLY = ("IPython", "ipywidgets", "traitlets")
+UI_ONLY = ("IPython", "ipywidgets", "traitlets", "anywidget", "bqplot")
 
 
 def _module_name(path: Path) -> str:
