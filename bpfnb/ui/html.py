@@ -167,6 +167,11 @@ def _fill(view: LiveTable) -> str:
     if cap:
         text += f" / {fmt.thousands(cap)} max_entries"
     parts = [f'<div class="bpfnb-foot bpfnb-fill" {attrs}>{text}']
+    if view.evicting:
+        parts.append(
+            ' · <span class="bpfnb-warn bpfnb-evicting">at capacity: the least recently '
+            "used keys are evicted</span>"
+        )
     if view.full:
         parts.append(
             ' · <span class="bpfnb-warn bpfnb-full">map full: new keys are dropped '

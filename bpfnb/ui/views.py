@@ -438,6 +438,11 @@ class LiveTable(View):
         return fills_up(self.source.kind) and self.max_entries > 0 and self.rows >= self.max_entries
 
     @property
+    def evicting(self) -> bool:
+        """Whether an LRU map is at capacity (new keys push the least recently used out)."""
+        return self.source.kind.startswith("lru") and 0 < self.max_entries <= self.rows
+
+    @property
     def page_count(self) -> int:
         """Pages of :attr:`top_n` rows."""
         with self.lock:

@@ -146,6 +146,20 @@ def test_full_map_says_so(clean_kernel: tuple[int, int, int]) -> None:
         assert f'data-dropped="{p.seen.dropped}"' in page
 
 
+def test_lru_map_at_capacity_says_it_evicts(clean_kernel: tuple[int, int, int]) -> None:
+    import bpfnb
+
+    with bpfnb.load("BPF_LRU_HASH(recent, u32, u64, 16);", name="lru", attach=False) as p:
+        view = views.LiveTable(p.recent)
+        for key in range(40):
+            p.recent[key] = key
+        view.refresh()
+        assert (view.rows, view.evicting, view.full) == (16, True, False)
+        page = html.render(view)
+        assert "at capacity: the least recently used keys are evicted" in page
+        assert "map full" not in page  # an LRU map drops nothing
+
+
 def test_totals_and_rates_only_for_counters(clean_kernel: tuple[int, int, int]) -> None:
     import bpfnb
 
