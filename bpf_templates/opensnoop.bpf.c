@@ -12,7 +12,7 @@ struct open_event {
 	u32 uid;
 	s32 fd;                    /* the new fd, or -1 */
 	bpfnb_errno_t err;         /* 0, or the errno of a failed open (ENOENT...) */
-	u32 flags;
+	bpfnb_open_flags_t flags;  /* shown decoded: O_RDONLY|O_CLOEXEC */
 	char comm[16];
 	char filename[256];
 };
@@ -23,6 +23,7 @@ struct {
 	__type(value, struct open_args);
 	__uint(max_entries, 8192);
 } inflight SEC(".maps");
+BPFNB_HIDDEN(inflight);        /* scratch: collapsed in the dashboard */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

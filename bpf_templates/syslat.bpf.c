@@ -6,11 +6,13 @@ const volatile s32 target_syscall = -1;
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, u32);          /* thread id */
-	__type(value, u64);        /* entry time, ns */
+	__type(value, bpfnb_ktime_t);  /* entry time (bpf_ktime_get_ns) */
 	__uint(max_entries, 16384);
 } start SEC(".maps");
+BPFNB_HIDDEN(start);           /* scratch: collapsed in the dashboard */
 
 BPFNB_PERCPU_HIST(latency);
+BPFNB_UNIT(latency, bpfnb_ns_t);   /* buckets read in ns / µs / ms */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

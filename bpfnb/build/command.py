@@ -31,7 +31,7 @@ CELL_USAGE = (
     "[--no-mmap]"
 )
 LINE_USAGE = (
-    "%bpf list | stop NAME | stop --all | export NAME.MAP PATH.csv [--force] | doctor | "
+    "%bpf list | top | stop NAME | stop --all | export NAME.MAP PATH.csv [--force] | doctor | "
     "templates | template TEMPLATE [NAME] [--show] [cell options] | pins | unpin NAME | "
     "unpin --all | cluster | cluster connect ADDRESS | cluster disconnect"
 )
@@ -129,8 +129,8 @@ class LineArgs:
     Attributes
     ----------
     action : str
-        One of ``list``, ``stop``, ``export``, ``doctor``, ``templates``, ``template``,
-        ``pins``, ``unpin``, ``cluster``.
+        One of ``list``, ``top``, ``stop``, ``export``, ``doctor``, ``templates``,
+        ``template``, ``pins``, ``unpin``, ``cluster``.
     name : str or None
         Program name (``stop``), ``NAME.MAP`` (``export``), template (``template``) or
         pinned map (``unpin``).
@@ -365,7 +365,7 @@ def parse_line_args(line: str) -> LineArgs:
         if len(rest) == 1 and not rest[0].startswith("-"):
             return LineArgs("unpin", name=rest[0])
         raise CommandError("usage: %bpf unpin NAME | %bpf unpin --all")
-    if action in ("list", "doctor", "templates", "pins"):
+    if action in ("list", "top", "doctor", "templates", "pins"):
         if rest:
             raise CommandError(f"%bpf {action} takes no arguments")
         return LineArgs(action)

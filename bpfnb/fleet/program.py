@@ -14,7 +14,9 @@ answering (its worker died or left) is named in a :class:`FleetWarning` and the 
 of the others are returned.
 
 The proxies satisfy the UI's Protocols (:mod:`bpfnb.ui.sources`): the dashboard
-shows a fleet program like a local one.
+shows a fleet program like a local one. Keys, values and events decode with codecs
+built here from the object's BTF (the columns' roles and units); capacities, dropped
+updates and lost-event notes come with each host's status.
 """
 
 from __future__ import annotations
@@ -33,16 +35,18 @@ from typing import Any, Self
 
 import pandas as pd
 
-from bpfnb import pipeline
+from bpfnb import outfile, pipeline
 from bpfnb.codec import sql
-from bpfnb.errors import ClosedError, FleetError, UnsupportedOperationError
+from bpfnb.codec.history import RateHistory
+from bpfnb.codec.plan import Codec, codec_for, raw_codec
+from bpfnb.errors import BpfnbError, ClosedError, FleetError, UnsupportedOperationError
 from bpfnb.fleet import cluster, worker
 from bpfnb.fleet.cluster import LOST, Fleet
 from bpfnb.fleet.worker import LoadRequest, LoadResult, RemoteFailure
-from bpfnb.kernel import live, outfile
+from bpfnb.kernel import live
 from bpfnb.kernel.streams.store import RECEIVED_AT
 from bpfnb.object import maptypes
-from bpfnb.object.spec import MapSpec, ObjectSpec
+from bpfnb.object.spec import MapSpec, ObjectSpec, find_type
 
 __all__ = [
     "HOST",
@@ -142,6 +146,8 @@ class FleetProgram:
         This version's id on the workers.
     hosts : dict of str to HostState
         Every host the program was sent to.
+    loaded_at : float
+        ``time.time()`` when the hosts had loaded it.
     """
 
     kind = "fleet"
@@ -160,11 +166,13 @@ class FleetProgram:
         self.compile_result = built.compile_result
         self.load_id = load_id
         self.hosts = hosts
+        self.loaded_at = time.time()
         self._lock = threading.RLock()
         self._closed = False
         self._closers: list[Callable[[], None]] = []
         self._status: dict[str, dict[str, Any]] = {}
         self._status_at = 0.0
+        event_types = built.event_types()
         reported: dict[str, list[str] | None] = {}
         for state in hosts.values():
             reported.update(state.maps)
@@ -174,7 +182,10 @@ class FleetProgram:
                 continue  # bpfnb's hidden maps, global data
             key_columns = reported[map_name]
             if key_columns is None:
-                self._maps[map_name] = FleetStream(self, map_spec)
+                event_type = event_types.get(map_name)
+                self._maps[map_name] = FleetStream(
+                    self, map_spec, event_type if isinstance(event_type, str) else None
+                )
             else:
                 self._maps[map_name] = FleetMap(self, map_spec, key_columns)
         fleet.on_close(self._fleet_closed)
@@ -344,6 +355,35 @@ class FleetProgram:
                 state.attach_points = []
             self._status_at = 0.0
 
+    def attach(self) -> list[str]:
+        """Attach again on every running host (after :meth:`detach`).
+
+        Returns
+        -------
+        list of str
+            ``HOST/PROGRAM`` of the programs attached now.
+
+        Raises
+        ------
+        ClosedError
+            When the program was stopped.
+        """
+        answers = self.gather(worker.remote_attach, self.load_id)
+        with self._lock:
+            self._status_at = 0.0
+        self._host_status(0.0)  # the attach points shown next
+        return [f"{host}/{name}" for host, names in answers.items() for name in names]
+
+    def map_status(self, map_name: str) -> dict[str, tuple[int, int]]:
+        """Host -> ``(max_entries, dropped)`` of a keyed map on each answering host."""
+        current = self._host_status(STATUS_MAX_AGE)
+        out: dict[str, tuple[int, int]] = {}
+        for host, answer in current.items():
+            found = answer.get("maps", {}).get(map_name)
+            if found is not None:
+                out[host] = (int(found[0]), int(found[1]))
+        return out
+
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the program is stopped."""
         self._closers.append(callback)
@@ -404,6 +444,7 @@ class _FleetView:
         self.spec = spec
         self.name = spec.name
         self._decoders: dict[str, Any] = {}
+        self.rate_history = RateHistory()
 
     @property
     def kind(self) -> str:
@@ -438,6 +479,10 @@ class _FleetView:
         """A live view refreshing every ``interval`` seconds (ipywidgets)."""
         return live.live(self, interval)
 
+    def history(self) -> pd.DataFrame:
+        """Rates over time, fed by its live view (as :meth:`bpfnb.kernel.maps.Map.history`)."""
+        return self.rate_history.frame()
+
     def _unsupported(self, operation: str) -> UnsupportedOperationError:
         return UnsupportedOperationError(
             f"fleet map {self.name!r}: {operation} is not supported on a fleet (read with "
@@ -466,11 +511,42 @@ class FleetMap(_FleetView):
     def __init__(self, owner: FleetProgram, spec: MapSpec, key_columns: list[str]) -> None:
         super().__init__(owner, spec)
         self._key_columns = list(key_columns)
+        obj = owner.spec
+        self._key_codec = _codec(obj, spec.key, spec.key_size)
+        self._value_codec = _codec(obj, spec.value, spec.value_size)
 
     @property
     def key_columns(self) -> list[str]:
         """``host`` then the map's own key columns (what identifies a row)."""
         return [HOST, *self._key_columns]
+
+    @property
+    def key_codec(self) -> Codec:
+        """How keys decode (with the decoders chosen with :meth:`decode`)."""
+        names = set(self._key_columns) | {"key"}
+        return _with(self._key_codec, {n: c for n, c in self._decoders.items() if n in names})
+
+    @property
+    def value_codec(self) -> Codec:
+        """How values decode (with the decoders chosen with :meth:`decode`)."""
+        names = set(self._key_columns) | {"key"}
+        chosen = {n.removeprefix("value."): c for n, c in self._decoders.items() if n not in names}
+        return _with(self._value_codec, chosen)
+
+    @property
+    def max_entries(self) -> int:
+        """The map's capacity on one host (the largest any running host reports)."""
+        sizes = [size for size, _ in self._owner.map_status(self.name).values()]
+        return max(sizes, default=self.spec.max_entries)
+
+    def capacities(self) -> dict[str, int]:
+        """Host -> the map's capacity there (the hosts answering now)."""
+        return {h: size for h, (size, _) in self._owner.map_status(self.name).items()}
+
+    @property
+    def dropped(self) -> int:
+        """Updates the programs could not store for lack of room, summed over the hosts."""
+        return sum(d for _, d in self._owner.map_status(self.name).values())
 
     def df(self, per_cpu: bool = False, *, by_host: bool = True) -> pd.DataFrame:
         """A snapshot of the map on every host, read at once.
@@ -528,7 +604,7 @@ class FleetMap(_FleetView):
         ------
         OutputExistsError
             When ``path`` exists and ``overwrite`` is False (see
-            :mod:`bpfnb.kernel.outfile`: a symbolic link is never written through).
+            :mod:`bpfnb.outfile`: a symbolic link is never written through).
         """
         data = self.df(per_cpu=per_cpu).to_csv(None, index=False).encode()
         return outfile.write_new(path, data, overwrite=overwrite)
@@ -542,9 +618,20 @@ class FleetStream(_FleetView):
     :meth:`per_host` gives them host by host.
     """
 
-    def __init__(self, owner: FleetProgram, spec: MapSpec) -> None:
+    def __init__(self, owner: FleetProgram, spec: MapSpec, event_type: str | None = None) -> None:
         super().__init__(owner, spec)
         self._counts: dict[str, tuple[int, int]] = {}
+        self._codec: Codec | None = None
+        found = find_type(owner.spec.btf, event_type) if event_type is not None else None
+        if found is not None:
+            self._codec = codec_for(owner.spec.btf, found)
+
+    @property
+    def codec(self) -> Codec | None:
+        """How events decode (None while they are undecoded bytes)."""
+        if self._codec is None:
+            return None
+        return _with(self._codec, self._decoders)
 
     def _read(self, tail: int | None) -> pd.DataFrame:
         answers = self._owner.gather(
@@ -593,6 +680,13 @@ class FleetStream(_FleetView):
         return self._totals()[1]
 
     @property
+    def lost_note(self) -> str:
+        """Why :attr:`lost` may miss events on the hosts (``""`` when every drop is counted)."""
+        current = self._owner._host_status(STATUS_MAX_AGE)
+        notes = {a.get("lost_notes", {}).get(self.name, "") for a in current.values()}
+        return "; ".join(sorted(n for n in notes if n))
+
+    @property
     def warning(self) -> str | None:
         """The hosts' newest stream problems (``host H: ...``, one per host), or None."""
         current = self._owner._host_status(STATUS_MAX_AGE)
@@ -615,6 +709,22 @@ class FleetStream(_FleetView):
         """Write :meth:`df` to a new CSV file and return its path (as :meth:`FleetMap.to_csv`)."""
         data = self.df().to_csv(None, index=False).encode()
         return outfile.write_new(path, data, overwrite=overwrite)
+
+
+def _codec(obj: ObjectSpec, t: Any, size: int) -> Codec:
+    """The codec of a key or value: from BTF when declared with a type, else raw bytes."""
+    return raw_codec(size) if t is None else codec_for(obj.btf, t, size)
+
+
+def _with(codec: Codec, choices: Mapping[str, Any]) -> Codec:
+    """``codec`` with the user's decoders (as it is without them when they do not fit:
+    the hosts say why at the next read)."""
+    if not choices:
+        return codec
+    try:
+        return codec.with_decoders(choices)
+    except BpfnbError:
+        return codec
 
 
 # -- loading ------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ __all__ = [
     "ProgramHost",
     "RemoteFailure",
     "host_label",
+    "remote_attach",
     "remote_close",
     "remote_close_owner",
     "remote_detach",
@@ -507,18 +508,21 @@ async def remote_read_events(
 
 
 async def remote_status(load_id: str, dask_worker: Any = None) -> dict[str, Any] | RemoteFailure:
-    """A program's state: attached, attach points, run statistics, stream counters and
-    warnings."""
+    """A program's state: attached, attach points, run statistics, stream counters,
+    warnings and notes, and per keyed map its capacity and dropped updates."""
 
     def status() -> dict[str, Any]:
         program = _plugin(dask_worker).program(load_id)
         streams = {s.name: (s.received, s.lost) for s in program.streams}
+        keyed = {n: m for n, m in program.maps.items() if isinstance(m, Map)}
         return {
             "attached": program.attached,
             "attach_points": program.attach_points,
             "stats": program.stats(),
             "streams": streams,
             "warnings": {s.name: s.warning for s in program.streams if s.warning},
+            "lost_notes": {s.name: s.lost_note for s in program.streams if s.lost_note},
+            "maps": {n: (m.max_entries, m.dropped) for n, m in keyed.items()},
         }
 
     return await _offload(dask_worker, status)
@@ -532,6 +536,11 @@ async def remote_detach(load_id: str, dask_worker: Any = None) -> bool | RemoteF
         return True
 
     return await _offload(dask_worker, detach)
+
+
+async def remote_attach(load_id: str, dask_worker: Any = None) -> list[str] | RemoteFailure:
+    """Attach a program's programs again (after a detach); their names."""
+    return await _offload(dask_worker, lambda: _plugin(dask_worker).program(load_id).attach())
 
 
 async def remote_close(load_ids: list[str], dask_worker: Any = None) -> int | RemoteFailure:

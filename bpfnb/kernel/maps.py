@@ -53,7 +53,9 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from bpfnb import outfile
 from bpfnb.codec import frames, histogram, sql
+from bpfnb.codec.history import RateHistory
 from bpfnb.codec.plan import Codec, DecoderChoice, codec_for, raw_codec
 from bpfnb.errors import (
     BpfInvalidError,
@@ -62,7 +64,7 @@ from bpfnb.errors import (
     MapFullError,
     MapTypeError,
 )
-from bpfnb.kernel import bpf, cpus, drops, flamegraph_hook, live, outfile, stackcols
+from bpfnb.kernel import bpf, cpus, drops, flamegraph_hook, live, stackcols
 from bpfnb.kernel.bpf_abi import BPF_ANY
 from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
@@ -154,6 +156,7 @@ class Map:
         self.ncpus = cpus.possible_cpus() if self.per_cpu else 1
         self.slot = cpus.value_slot_size(spec.value_size) if self.per_cpu else spec.value_size
         self.value_bytes = cpus.value_buffer_size(self.per_cpu, spec.value_size)
+        self.rate_history = RateHistory()
 
     # -- description --------------------------------------------------------------------
 
@@ -208,6 +211,19 @@ class Map:
     def full(self) -> bool:
         """Whether the map holds ``max_entries`` keys, so a new key finds no room."""
         return self.max_entries > 0 and len(self) >= self.max_entries
+
+    def history(self) -> pd.DataFrame:
+        """Rates over time: the bounded history of this map's live view refreshes.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Long form: ``time``, the key columns, the counter columns and their rates
+            (``value/s``...), one row per key that changed at a refresh (see
+            :class:`bpfnb.codec.history.RateHistory`). Empty until a live view
+            (dashboard or ``live()``) has refreshed the map twice.
+        """
+        return self.rate_history.frame()
 
     def decode(
         self, choices: Mapping[str, DecoderChoice] | None = None, /, **columns: DecoderChoice
@@ -367,7 +383,7 @@ class Map:
         Raises
         ------
         OutputExistsError
-            When ``path`` exists and ``overwrite`` is False (see :mod:`bpfnb.kernel.outfile`:
+            When ``path`` exists and ``overwrite`` is False (see :mod:`bpfnb.outfile`:
             a symbolic link is never written through).
         """
         data = self.df(per_cpu=per_cpu).to_csv(None, index=False).encode()

@@ -60,13 +60,14 @@ MAX_FRAMES = 3000
 CSS = """<style>
 .bpfnb-fg{width:1000px;max-width:100%;font-family:var(--jp-code-font-family,monospace);
  font-size:11px;margin:2px 0}
-.bpfnb-fg-detail{height:18px;line-height:18px;color:#333;white-space:nowrap;
- overflow:hidden;text-overflow:ellipsis;margin:2px 0}
-.bpfnb-fg-area{position:relative;width:100%;background:#fff;cursor:pointer}
+.bpfnb-fg-detail{height:18px;line-height:18px;color:var(--jp-ui-font-color1,#333);
+ white-space:nowrap;overflow:hidden;text-overflow:ellipsis;margin:2px 0}
+.bpfnb-fg-area{position:relative;width:100%;background:var(--jp-layout-color0,#fff);
+ cursor:pointer}
 .bpfnb-fg-f{position:absolute;height:16px;line-height:16px;box-sizing:border-box;
- border-right:1px solid #fff;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;
- padding:0 2px;color:#000}
-.bpfnb-fg-f:hover{outline:1px solid #000;z-index:1}
+ border-right:1px solid var(--jp-layout-color0,#fff);overflow:hidden;white-space:nowrap;
+ text-overflow:ellipsis;padding:0 2px;color:#000}
+.bpfnb-fg-f:hover{outline:1px solid var(--jp-ui-font-color0,#000);z-index:1}
 .bpfnb-fg-anc{opacity:.55}
 </style>"""
 

@@ -19,20 +19,22 @@ import collections
 import html
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from bpfnb.build.command import CellArgs, LineArgs
+from bpfnb.codec.history import RateHistory
+from bpfnb.codec.plan import Codec
 from bpfnb.errors import CommandError
 from bpfnb.fleet import cluster
 from bpfnb.fleet import program as fleet_program
 from bpfnb.fleet.program import HOST, FleetMap, FleetProgram
 from bpfnb.object import maptypes
-from bpfnb.object.spec import MapSpec
+from bpfnb.object.spec import MapSpec, ObjectSpec
 from bpfnb.ui import html as ui_html
 from bpfnb.ui import widgets
-from bpfnb.ui.dashboard import Dashboard
+from bpfnb.ui.dashboard import Dashboard, SnapshotTick
 from bpfnb.ui.sources import MapSource
 from bpfnb.ui.views import View
 
@@ -73,13 +75,16 @@ class HostToggledMap:
     """A fleet map as the dashboard's tables see it: by host or summed, per the toggle.
 
     Satisfies :class:`~bpfnb.ui.sources.TableSource` (and HistogramSource for a
-    histogram: by host, each bucket label is prefixed with its host).
+    histogram: by host, each bucket label is prefixed with its host). By host, the
+    table's capacity is the sum of the hosts' (its rows are every host's); summed, one
+    host's. Each grouping keeps its own rate history (their keys differ).
     """
 
     def __init__(self, source: FleetMap, grouping: HostGrouping, owner: FleetProgramView) -> None:
         self.source = source
         self.grouping = grouping
         self._owner = owner
+        self._histories = {BY_HOST: source.rate_history, SUMMED: RateHistory()}
 
     @property
     def name(self) -> str:
@@ -111,6 +116,33 @@ class HostToggledMap:
         """``host`` and the map's keys by host; the map's keys when summed."""
         keys = self.source.key_columns
         return keys if self.grouping.by_host else [k for k in keys if k != HOST]
+
+    @property
+    def key_codec(self) -> Codec:
+        """How the map's keys decode."""
+        return self.source.key_codec
+
+    @property
+    def value_codec(self) -> Codec:
+        """How the map's values decode."""
+        return self.source.value_codec
+
+    @property
+    def max_entries(self) -> int:
+        """By host: the sum of the hosts' capacities; summed: one host's."""
+        if self.grouping.by_host:
+            return sum(self.source.capacities().values()) or self.source.max_entries
+        return self.source.max_entries
+
+    @property
+    def dropped(self) -> int:
+        """Updates dropped for lack of room, summed over the hosts."""
+        return self.source.dropped
+
+    @property
+    def rate_history(self) -> RateHistory:
+        """The rate history of the current grouping."""
+        return self._histories[self.grouping.mode]
 
     def df(self, per_cpu: bool = False) -> pd.DataFrame:
         """The gathered snapshot, by host or summed."""
@@ -148,6 +180,16 @@ class FleetProgramView:
         return self.program.closed
 
     @property
+    def spec(self) -> ObjectSpec:
+        """The object loaded on the hosts (its BTF carries the dashboard markers)."""
+        return self.program.spec
+
+    @property
+    def loaded_at(self) -> float:
+        """``time.time()`` of the load."""
+        return self.program.loaded_at
+
+    @property
     def attached(self) -> bool:
         """Whether it is attached on any host."""
         return self.program.attached
@@ -166,13 +208,17 @@ class FleetProgramView:
         """Run statistics summed over the hosts."""
         return self.program.stats()
 
+    def attach(self) -> list[str]:
+        """Attach again on every running host."""
+        return self.program.attach()
+
     def detach(self) -> None:
         """Detach on every host."""
         self.program.detach()
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         """Stop on every host."""
-        self.program.close()
+        self.program.close(wait=wait)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the program stops."""
@@ -300,6 +346,7 @@ class FleetDashboard:
         self.dashboard.refresher.add(self.hosts)
         self.widget: Any = None
         self._toggle: Any = None
+        self.snapshot = widgets.SnapshotOutput(self.snapshot_html, lambda: repr(self))
         if widgets.available():
             self._toggle = widgets.choice_buttons(
                 [BY_HOST, SUMMED], BY_HOST, self.set_grouping, description="tables"
@@ -311,9 +358,10 @@ class FleetDashboard:
                     self.dashboard.widget,
                 ],
                 kind="fleet",
-                snapshot=self.html,
+                snapshot=self.snapshot,
                 label=lambda: repr(self),
             )
+        self.dashboard.refresher.add(SnapshotTick(self.snapshot))
 
     def set_grouping(self, mode: str) -> None:
         """Show tables ``"by host"`` or ``"summed"`` across hosts (reads them again)."""
@@ -326,8 +374,12 @@ class FleetDashboard:
             view.refresh()
 
     def html(self) -> str:
-        """A static snapshot: hosts, then the dashboard."""
+        """The current HTML (the static fallback): hosts, then the dashboard."""
         return render_hosts(self.hosts) + self.dashboard.html()
+
+    def snapshot_html(self) -> str:
+        """A static snapshot for saved notebooks: hosts, then the dashboard's snapshot."""
+        return render_hosts(self.hosts) + self.dashboard.snapshot_html()
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -347,6 +399,17 @@ class FleetDashboard:
 def fleet_dashboard(program: FleetProgram, interval: float = 1.0) -> FleetDashboard:
     """Build the live dashboard of a fleet program."""
     return FleetDashboard(program, interval)
+
+
+if TYPE_CHECKING:
+    from bpfnb.fleet.program import FleetStream
+    from bpfnb.ui.sources import EventSource, HistogramSource, ProgramSource, TableSource
+
+    def _satisfies_the_protocols(
+        table: HostToggledMap, stream: FleetStream, program: FleetProgramView
+    ) -> tuple[TableSource, HistogramSource, EventSource, ProgramSource]:
+        """Never called: the type checker proves the dashboard's sources fit the Protocols."""
+        return table, table, stream, program
 
 
 # -- the magics' fleet actions -----------------------------------------------------------

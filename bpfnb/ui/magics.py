@@ -23,7 +23,13 @@ from traitlets import Bool, Float
 from bpfnb import pipeline
 from bpfnb.build import command
 from bpfnb.build.command import CellArgs
-from bpfnb.errors import CommandError
+from bpfnb.errors import (
+    AttachError,
+    BpfnbError,
+    CommandError,
+    CompileError,
+    VerifierError,
+)
 from bpfnb.kernel import system
 from bpfnb.kernel.program import Program
 from bpfnb.kernel.session import close_all, programs
@@ -52,6 +58,21 @@ CELL_LINE_OFFSET = 1
 _IPYTHON_NAME = re.compile(r"_{1,3}|_i{1,3}|_i?\d+|_oh|_dh|_ih")
 
 
+def _failure(exc: BaseException) -> str:
+    """What failed, in the words of the status line (the error itself follows it)."""
+    if isinstance(exc, CompileError):
+        return "compile failed"
+    if isinstance(exc, VerifierError):
+        return "the verifier rejected it"
+    if isinstance(exc, AttachError):
+        return "attach failed"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, BpfnbError):
+        return f"not loaded ({type(exc).__name__})"
+    return f"failed ({type(exc).__name__})"
+
+
 @magics_class
 class BpfMagics(Magics):
     """``%%bpf NAME [options]`` compiles, loads and attaches a cell of libbpf C.
@@ -74,6 +95,7 @@ class BpfMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.bound: dict[str, Program] = {}
         self.fleet_bound: dict[str, Any] = {}  # name -> bpfnb.fleet.FleetProgram
+        self.dashboards: dict[str, Any] = {}  # name -> the Dashboard last displayed
 
     # -- dispatch ---------------------------------------------------------------------
     @line_cell_magic
@@ -95,7 +117,7 @@ class BpfMagics(Magics):
         ``--no-mmap``: array maps and histograms are not created ``BPF_F_MMAPABLE``
         (read with bpf(2) batch calls instead of through a shared mapping).
 
-        Line: ``%bpf list``, ``%bpf stop NAME``, ``%bpf stop --all``,
+        Line: ``%bpf list``, ``%bpf top``, ``%bpf stop NAME``, ``%bpf stop --all``,
         ``%bpf export NAME.MAP PATH.csv [--force]``, ``%bpf doctor``, ``%bpf templates``,
         ``%bpf template TEMPLATE [NAME] [--show] [cell options]``, ``%bpf pins``,
         ``%bpf unpin NAME``, ``%bpf unpin --all``, ``%bpf cluster``,
@@ -143,6 +165,35 @@ class BpfMagics(Magics):
         if not args.compile_only:
             self._check_binding(args)
         status = _Status(self.progress)
+        try:
+            return self._build_and_load(args, source, status)
+        except BaseException as exc:
+            self._failed(args, status, exc)
+            raise
+
+    def _failed(self, args: CellArgs, status: _Status, exc: BaseException) -> None:
+        """Replace the progress line; keep the running previous version in sight."""
+        old = self.bound.get(args.name)
+        if args.compile_only or old is None or old.closed:
+            status.update(f"{args.name}: {_failure(exc)}; error below")
+            return
+        shown = self.dashboards.get(args.name)
+        if shown is None or shown.program is not old or not args.display:
+            status.update(
+                f"{args.name}: {_failure(exc)}; error below. The previous version is still "
+                f"running (%bpf stop {args.name} unloads it)"
+            )
+            return
+        status.update(
+            f"{args.name}: {_failure(exc)}; error below. The previous version is still "
+            "running: its dashboard follows"
+        )
+        from bpfnb.ui.dashboard import STILL_RUNNING_NOTE
+
+        shown.header.set_note(STILL_RUNNING_NOTE)
+        display(shown)
+
+    def _build_and_load(self, args: CellArgs, source: str, status: _Status) -> Program | None:
         start = time.perf_counter()
         if args.compile_only:
             status.update(f"{args.name}: compiling…")
@@ -196,6 +247,7 @@ class BpfMagics(Magics):
         old = self.bound.pop(args.name, None)
         if old is not None:
             old.close(wait=False)  # detaching is the kernel's slow part: off the user's wait
+        self.dashboards.pop(args.name, None)
         self.bound[args.name] = prog
         if self.shell is not None:
             self.shell.user_ns[args.name] = prog
@@ -264,37 +316,19 @@ class BpfMagics(Magics):
         from bpfnb.ui.dashboard import dashboard  # static HTML without ipywidgets
 
         view = dashboard(prog, interval=interval)
-        if view is not None:
-            display(view)
+        self.dashboards[prog.name] = view
+        display(view)
 
     # -- line actions -----------------------------------------------------------------
     def _line_list(self, args: command.LineArgs) -> pd.DataFrame:
-        rows = []
-        for prog in programs():
-            stats = prog.stats()
-            rows.append(
-                {
-                    "name": prog.name,
-                    "attach points": ", ".join(prog.attach_points) or "(not attached)",
-                    "programs": ", ".join(p.name for p in prog.programs),
-                    "maps": ", ".join(f"{n} ({m.spec.type_name})" for n, m in prog.maps.items()),
-                    "run count": stats["run_cnt"],
-                    "run time ms": round(stats["run_time_ns"] / 1e6, 3),
-                    "avg ns/run": round(stats["run_time_ns"] / stats["run_cnt"])
-                    if stats["run_cnt"]
-                    else 0,
-                }
-            )
-        columns = [
-            "name",
-            "attach points",
-            "programs",
-            "maps",
-            "run count",
-            "run time ms",
-            "avg ns/run",
-        ]
-        return pd.DataFrame(rows, columns=columns)
+        from bpfnb.ui.top import listing
+
+        return listing(programs())
+
+    def _line_top(self, args: command.LineArgs) -> None:
+        from bpfnb.ui.dashboard import show_top
+
+        display(show_top(programs, interval=self.interval))
 
     def _line_stop(self, args: command.LineArgs) -> None:
         if args.all:
@@ -317,7 +351,7 @@ class BpfMagics(Magics):
         prog = self._find(args.name)
         prog.close()
         self.bound.pop(args.name, None)
-        print(f"stopped {args.name}")
+        print(f"stopped {args.name} (unloaded)")
 
     def _find(self, name: str) -> Program:
         prog = self.bound.get(name)
@@ -383,9 +417,10 @@ class BpfMagics(Magics):
 
     def _line_templates(self, args: command.LineArgs) -> pd.DataFrame:
         from bpfnb.build import templates
+        from bpfnb.ui.top import FullWidthFrame
 
         items = templates.list_templates()
-        return pd.DataFrame(
+        return FullWidthFrame(
             [{"template": t.name, "description": t.description} for t in items],
             columns=["template", "description"],
         )

@@ -27,8 +27,10 @@ from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import pandas as pd
 
+from bpfnb.codec.history import RateHistory
+from bpfnb.codec.plan import Codec
 from bpfnb.object import maptypes
-from bpfnb.object.spec import MapSpec
+from bpfnb.object.spec import MapSpec, ObjectSpec
 
 
 @runtime_checkable
@@ -74,6 +76,31 @@ class TableSource(MapSource, Protocol):
         """The names of the key columns of :meth:`df` (``["key"]`` for a scalar key)."""
         ...
 
+    @property
+    def key_codec(self) -> Codec:
+        """How keys decode: their columns' roles and units (``Codec.column_roles``)."""
+        ...
+
+    @property
+    def value_codec(self) -> Codec:
+        """How values decode: their columns' roles and units."""
+        ...
+
+    @property
+    def max_entries(self) -> int:
+        """The map's capacity."""
+        ...
+
+    @property
+    def dropped(self) -> int:
+        """Inserts that failed because the map was full (counted in the kernel)."""
+        ...
+
+    @property
+    def rate_history(self) -> RateHistory:
+        """The map's bounded history of refreshes, fed by its live view (``history()``)."""
+        ...
+
     def df(self, per_cpu: bool = False) -> pd.DataFrame:
         """A snapshot of the map."""
         ...
@@ -101,8 +128,18 @@ class EventSource(MapSource, Protocol):
         ...
 
     @property
+    def lost_note(self) -> str:
+        """Why :attr:`lost` may miss events (``""`` when every drop is counted)."""
+        ...
+
+    @property
     def warning(self) -> str | None:
         """A problem to show (a recording that stopped, a stuck callback), or None."""
+        ...
+
+    @property
+    def codec(self) -> Codec | None:
+        """How events decode (their columns' roles: which one is the event's time)."""
         ...
 
     def tail(self, n: int = 20) -> pd.DataFrame:
@@ -128,6 +165,16 @@ class ProgramSource(Protocol):
         ...
 
     @property
+    def spec(self) -> ObjectSpec:
+        """The loaded object: its BTF carries ``BPFNB_HIDDEN`` / ``BPFNB_UNIT`` markers."""
+        ...
+
+    @property
+    def loaded_at(self) -> float:
+        """``time.time()`` of the load."""
+        ...
+
+    @property
     def attached(self) -> bool:
         """Whether any of its programs is attached."""
         ...
@@ -146,12 +193,16 @@ class ProgramSource(Protocol):
         """Kernel run statistics: ``run_cnt``, ``run_time_ns`` and ``programs``."""
         ...
 
+    def attach(self) -> list[str]:
+        """Attach every auto-attachable program not attached yet."""
+        ...
+
     def detach(self) -> None:
         """Detach every program (maps stay readable)."""
         ...
 
-    def close(self) -> None:
-        """Detach and unload everything."""
+    def close(self, *, wait: bool = True) -> None:
+        """Detach and unload everything (``wait=False``: the kernel side in the background)."""
         ...
 
     def on_close(self, callback: Callable[[], None]) -> None:

@@ -5,11 +5,20 @@ The server runs on 127.0.0.1 with a token, ``--allow-root`` and a fixed free por
 Chromium is ``/usr/bin/chromium`` (``scripts/install-browser.sh``), driven by
 Playwright for Python; Playwright's own browser downloads are never used.
 
-The quickstart test opens a copy of ``notebooks/quickstart.ipynb`` with one extra cell
-that keeps the kernel busy (``time.sleep``), runs every cell, and reads the live views
-from the DOM: the live table's total rises between reads (also while the kernel is
-busy), the event tail grows, the histogram has bars. A screenshot lands in
-``test-output/``.
+The quickstart tests share one page (a module fixture): a copy of
+``notebooks/quickstart.ipynb`` without its clean-up cell and with one extra cell that
+keeps the kernel busy (``time.sleep``) while ``true`` is executed in a loop (noise for
+the event tail). Each check is its own test, in this order: the views move while the
+kernel is busy; the rate plot's lines move; a selected table is not re-rendered
+until the selection ends; the event tail's filter finds the test's own exec among the
+noise; table text is readable (contrast >= 4.5:1) in the light and
+the dark theme; the saved notebook, reopened without its kernel, shows the static
+snapshots (tables, bars, plots) and no "model not found"; after a kernel restart the
+live dashboards say they are not live. Two more notebooks check that error messages
+use the editor's gutter line numbers (syntax and verifier errors) and that a full map
+shows its warning and its exact dropped count. A last notebook shows the map zoo: a
+live flame graph of a profiled process (hover, click to zoom, the zoom kept over
+refreshes) and an LPM trie's table. Screenshots land in ``test-output/``.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +44,12 @@ import pytest
 
 from conftest import IN_CI, ROOT, require_kernel
 from native import SPIN_FUNCTION, build_stack_target
+from programs import (
+    MISSING_NULL_CHECK,
+    MISSING_NULL_CHECK_LINE,
+    SYNTAX_ERROR,
+    SYNTAX_ERROR_LINE,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -137,8 +154,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     )
     nb_settings = settings / "@jupyterlab" / "notebook-extension"
     nb_settings.mkdir(parents=True)
-    # render every cell (no virtual scrolling), so the DOM holds every output
-    (nb_settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    # render every cell (no virtual scrolling), so the DOM holds every output; show the
+    # editor's line numbers (the gutter test compares them with bpfnb's messages)
+    (nb_settings / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none", "codeCellConfig": {"lineNumbers": True}})
+    )
     port = _free_port()
     token = os.urandom(16).hex()
     env = dict(os.environ)
@@ -229,11 +249,11 @@ def _run_all(page: Any) -> None:
 
 
 def _outputs_text(page: Any) -> str:
-    """The text of every cell output (not the cell sources)."""
+    """The text of every visible cell output (not the cell sources, not hidden snapshots)."""
     return str(
         page.evaluate(
             "() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
-            ".map(e => e.innerText).join('\\n')"
+            ".filter(e => e.offsetParent !== null).map(e => e.innerText).join('\\n')"
         )
     )
 
@@ -288,39 +308,76 @@ def _exec_loop() -> None:
 
 threading.Thread(target=_exec_loop, daemon=True).start()
 print("{BUSY_MARK}", flush=True)
-time.sleep(5)
-_keep_execing.set()
+time.sleep(12)
 print("bpfnb-browser-test: awake")"""
 
 READ_VIEWS = """() => {
-  const out = {tables: {}, received: [], lost: [], bars: 0, barsWithCounts: 0, states: []};
-  for (const s of document.querySelectorAll('.bpfnb-view.bpfnb-program .bpfnb-state')) {
+  const out = {tables: {}, received: [], lost: [], bars: 0, barsWithCounts: 0, states: [],
+               views: []};
+  for (const s of document.querySelectorAll('.bpfnb-live .bpfnb-program .bpfnb-state')) {
     out.states.push(s.dataset.state);
+    out.views.push(s.dataset.view);
   }
-  for (const v of document.querySelectorAll('.bpfnb-view.bpfnb-table')) {
+  for (const v of document.querySelectorAll('.bpfnb-live .bpfnb-view.bpfnb-table')) {
     const title = v.querySelector('.bpfnb-title');
     const sum = v.querySelector('.bpfnb-summary');
     if (title && sum) out.tables[title.textContent.trim()] = Number(sum.dataset.total || 0);
   }
-  for (const s of document.querySelectorAll('.bpfnb-view.bpfnb-events .bpfnb-summary')) {
+  for (const s of document.querySelectorAll('.bpfnb-live .bpfnb-events .bpfnb-summary')) {
     out.received.push(Number(s.dataset.received));
     out.lost.push(Number(s.dataset.lost));
   }
-  for (const b of document.querySelectorAll('.bpfnb-view.bpfnb-histogram .bpfnb-bar')) {
+  for (const b of document.querySelectorAll('.bpfnb-live .bpfnb-histogram .bpfnb-bar')) {
     out.bars += 1;
     if (Number(b.dataset.count) > 0 && b.getBoundingClientRect().width > 0) out.barsWithCounts += 1;
   }
   return out;
 }"""
 
+# WCAG contrast of an element's text against what is painted behind it.
+CONTRAST = """(selector) => {
+  const rgba = (s) => {
+    const m = s.match(/rgba?\\(([^)]+)\\)/);
+    const p = m[1].split(',').map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const backdrop = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    let out = [255, 255, 255];
+    for (const c of layers.reverse()) out = out.map((v, i) => c[i] * c[3] + v * (1 - c[3]));
+    return out;
+  };
+  const lum = (c) => {
+    const f = (v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  };
+  const el = document.querySelector(selector);
+  if (!el) return null;
+  const b = backdrop(el);
+  const t = rgba(getComputedStyle(el).color);
+  const fg = t.slice(0, 3).map((v, i) => v * t[3] + b[i] * (1 - t[3]));
+  const [l1, l2] = [lum(fg), lum(b)];
+  return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+}"""
+
+# text shown to the user that says a widget model is missing
+MODEL_NOT_FOUND = """() => Array.from(document.querySelectorAll('.jp-OutputArea-child'))
+  .filter(e => e.offsetParent !== null && e.innerText.includes('model not found')).length"""
+
 
 def _quickstart_copy(root: Path) -> str:
-    """Copy the quickstart with a busy cell (time.sleep) inserted before the clean-up."""
+    """The quickstart without its clean-up cell, plus a busy cell at the end."""
     nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
-    stop = next(
-        i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "%bpf stop" in c.source
-    )
-    nb.cells.insert(stop, nbformat.v4.new_code_cell(BUSY_CELL))
+    nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and "%bpf stop" in c.source)]
+    nb.cells.append(nbformat.v4.new_code_cell(BUSY_CELL))
     nbformat.write(nb, str(root / "quickstart.ipynb"))
     return "quickstart.ipynb"
 
@@ -334,6 +391,7 @@ def _screenshot_live(page: Any, selector: str, path: Path, attempts: int = 5) ->
     """
     from playwright.sync_api import Error as PlaywrightError
 
+    OUTPUT.mkdir(exist_ok=True)
     for attempt in range(attempts):
         view = page.locator(selector).first
         try:
@@ -351,43 +409,396 @@ def _counts_total(views: dict[str, Any]) -> float:
     return float(totals[0])
 
 
-def test_quickstart_live_in_browser(lab: Lab, browser: Any) -> None:
-    """Run the quickstart in JupyterLab; the views move, also while a cell sleeps."""
+def _add_and_run_cell(page: Any, source: str) -> None:
+    """Append a code cell to the open notebook and run it (no waiting)."""
+    page.evaluate(
+        """(source) => {
+          const panel = window.jupyterapp.shell.currentWidget;
+          const nb = panel.content;
+          const n = nb.model.cells.length;
+          nb.model.sharedModel.insertCell(n, {cell_type: 'code', source: source});
+          nb.activeCellIndex = n;
+          void window.jupyterapp.commands.execute('notebook:run-cell');
+        }""",
+        source,
+    )
+
+
+def _run_cell_at(page: Any, index: int) -> None:
+    page.evaluate(
+        """(i) => {
+          const nb = window.jupyterapp.shell.currentWidget.content;
+          nb.activeCellIndex = i;
+          void window.jupyterapp.commands.execute('notebook:run-cell');
+        }""",
+        index,
+    )
+
+
+def _wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"{what} never happened (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def quickstart(lab: Lab, browser: Any) -> Iterator[Any]:
+    """The quickstart running in JupyterLab, its last cell busy (see the module docstring)."""
     require_kernel()
     name = _quickstart_copy(lab.root)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         _open_notebook(page, lab, name)
         _run_all(page)
-        _wait_for_text(page, BUSY_MARK, timeout=120)
-        assert "Busy" in _status_text(page), _status_text(page)
-        first = page.evaluate(READ_VIEWS)
-        time.sleep(2.5)
-        second = page.evaluate(READ_VIEWS)
-        assert "Busy" in _status_text(page), "the sleeping cell should still be running"
-        # the live table's counts rise between reads while the kernel is busy
-        assert _counts_total(second) > _counts_total(first) > 0, (first, second)
-        # the event tail grows, and shows its lost count
-        assert first["received"] and second["received"], second
-        assert max(second["received"]) > max(first["received"]) >= 5, (first, second)
-        assert len(second["lost"]) == len(second["received"])
-        # the histogram has bars
-        assert second["barsWithCounts"] > 0, second
-        # each dashboard's header says it refreshes (three %%bpf cells ran)
-        assert len(second["states"]) == 3, second["states"]
-        assert all(s.startswith("refreshing every") for s in second["states"]), second
-        OUTPUT.mkdir(exist_ok=True)
-        page.locator(
-            ".bpfnb-program-widget, .bpfnb-dashboard-widget"
-        ).first.scroll_into_view_if_needed()
-        page.screenshot(path=str(OUTPUT / "quickstart-browser.png"), full_page=True)
-        for kind in ("events", "histogram"):
-            _screenshot_live(page, f".bpfnb-view.bpfnb-{kind}", OUTPUT / f"quickstart-{kind}.png")
-        _wait_for_text(page, "stopped 3 program(s)", timeout=60)
-        _wait_idle(page, timeout=30)
+        _wait_for_text(page, BUSY_MARK, timeout=180)
+        yield page
+    finally:
+        page.close()
+
+
+def test_quickstart_live_in_browser(quickstart: Any) -> None:
+    """The views move while a cell sleeps; each dashboard says what it does."""
+    page = quickstart
+    assert "Busy" in _status_text(page), _status_text(page)
+    first = page.evaluate(READ_VIEWS)
+    time.sleep(2.5)
+    second = page.evaluate(READ_VIEWS)
+    assert "Busy" in _status_text(page), "the sleeping cell should still be running"
+    # the live table's counts rise between reads while the kernel is busy
+    assert _counts_total(second) > _counts_total(first) > 0, (first, second)
+    # the event tail grows, and shows its lost count
+    assert first["received"] and second["received"], second
+    assert max(second["received"]) > max(first["received"]) >= 5, (first, second)
+    assert len(second["lost"]) == len(second["received"])
+    # the histogram has bars
+    assert second["barsWithCounts"] > 0, second
+    # three %%bpf cells ran: each program runs and each view is live
+    assert second["states"] == ["running"] * 3 and second["views"] == ["live"] * 3, second
+    # the static snapshots after the dashboards are hidden while they live
+    hidden = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.bpfnb-snapshot'))
+          .map(e => getComputedStyle(e.closest('.jp-OutputArea-child')).display)"""
+    )
+    assert hidden == ["none"] * 3, hidden
+    # compact rows (htop density, not ipywidgets' 31 px)
+    height = page.evaluate(
+        "() => document.querySelector('.bpfnb-live .bpfnb-table tbody tr')"
+        ".getBoundingClientRect().height"
+    )
+    assert height <= 20, height
+    _screenshot_live(page, ".bpfnb-dashboard-widget", OUTPUT / "quickstart-syscount.png")
+    for kind in ("events", "histogram"):
+        _screenshot_live(
+            page, f".bpfnb-live .bpfnb-view.bpfnb-{kind}", OUTPUT / f"quickstart-{kind}.png"
+        )
+    _wait_for_text(page, "bpfnb-browser-test: awake", timeout=60)
+    text = _outputs_text(page)
+    assert "Traceback" not in text, text[-3000:]
+    assert "getppid calls by pid" in text and ": 1000" in text
+
+
+READ_LINES = """() => Array.from(document.querySelectorAll(
+    '.bpfnb-rate-plot g.curve path.line')).map(p => p.getAttribute('d') || '')"""
+
+
+def test_rate_plot_lines_move(quickstart: Any) -> None:
+    """The counts table's plot draws its top keys' rates, and the lines move; the
+    latency histogram has its heatmap."""
+    page = quickstart
+    lines = _wait_for(
+        lambda: [d for d in page.evaluate(READ_LINES) if d.count("L") >= 2],
+        30,
+        "rate plot lines with three points",
+    )
+    time.sleep(2.5)
+    later = page.evaluate(READ_LINES)
+    assert later and later != lines, (lines, later)
+    labels = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.bpfnb-rate-plot text'))"
+        ".map(t => t.textContent)"
+    )
+    assert any(" · " in label for label in labels), labels  # pid · syscall · comm
+    _screenshot_live(page, ".bpfnb-rate-plot", OUTPUT / "quickstart-rate-plot.png")
+    # the latency histogram's heatmap: values per bucket per refresh
+    cells = page.evaluate("() => document.querySelectorAll('.bpfnb-heatmap-plot rect').length")
+    assert cells > 0
+    _screenshot_live(page, ".bpfnb-heatmap-plot", OUTPUT / "quickstart-heatmap.png")
+
+
+def test_selection_holds_the_table(quickstart: Any) -> None:
+    """While text is selected in a live table it is not re-rendered (it can be copied)."""
+    page = quickstart
+    selected = page.evaluate(
+        """() => {
+          const table = document.querySelector('.bpfnb-live .bpfnb-table tbody');
+          const range = document.createRange();
+          range.selectNodeContents(table);
+          const sel = document.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(range);
+          window.__bpfnbHeld = table;
+          return sel.toString().length;
+        }"""
+    )
+    assert selected > 0
+    time.sleep(3.0)  # three refreshes of a table whose counts change every second
+    held = page.evaluate(
+        """() => ({connected: window.__bpfnbHeld.isConnected,
+                   selection: document.getSelection().toString().length})"""
+    )
+    assert held == {"connected": True, "selection": selected}, held
+    page.evaluate("() => document.getSelection().removeAllRanges()")
+    # once the selection ends, the refresh held back is applied
+    _wait_for(
+        lambda: page.evaluate("() => !window.__bpfnbHeld.isConnected"),
+        10,
+        "the held refresh applied after the selection ended",
+    )
+
+
+def test_tail_filter_finds_own_event(quickstart: Any, lab: Lab) -> None:
+    """Among every exec on the machine (and the busy cell's loop), the filter finds ours."""
+    page = quickstart
+    unique = f"bpfnb-own-{os.getpid()}-{int(time.time())}"
+    _add_and_run_cell(
+        page,
+        "import shutil\n"
+        f"_own = shutil.copy(TRUE, '/tmp/{unique}')\n"
+        "subprocess.run([_own], check=True)\n"
+        "print('own exec done')",
+    )
+    _wait_for_text(page, "own exec done", timeout=60)
+    box = page.locator(".bpfnb-events-widget input[type=text]").first
+    box.fill(f"filename ~ {unique}")
+    box.press("Enter")
+
+    def found() -> Any:
+        return page.evaluate(
+            """(unique) => {
+              const v = document.querySelector('.bpfnb-live .bpfnb-events');
+              if (!v) return null;
+              const rows = Array.from(v.querySelectorAll('tbody tr')).map(r => r.innerText);
+              const s = v.querySelector('.bpfnb-summary');
+              return rows.length && rows.every(r => r.includes(unique))
+                ? {rows: rows.length, shown: Number(s.dataset.shown)} : null;
+            }""",
+            unique,
+        )
+
+    got = _wait_for(found, 30, "the filtered tail showing our exec")
+    assert got == {"rows": 1, "shown": 1}, got
+    received = page.evaluate(READ_VIEWS)["received"]
+    assert max(received) > 5, received  # noise was there to filter out
+    _screenshot_live(page, ".bpfnb-events-widget", OUTPUT / "quickstart-tail-filter.png")
+    box.fill("")
+    box.press("Enter")
+
+
+def test_theme_contrast_light_and_dark(quickstart: Any) -> None:
+    """Table headers, cells and titles are readable in both themes (WCAG >= 4.5:1)."""
+    page = quickstart
+    selectors = [
+        ".bpfnb-live .bpfnb-table th",
+        ".bpfnb-live .bpfnb-table td",
+        ".bpfnb-live .bpfnb-title",
+        ".bpfnb-live .bpfnb-foot",
+    ]
+    for theme in ("JupyterLab Light", "JupyterLab Dark"):
+        page.evaluate(
+            "(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})",
+            theme,
+        )
+        _wait_for(
+            lambda t=theme: page.evaluate("() => document.body.dataset.jpThemeName") == t,
+            30,
+            f"theme {theme}",
+        )
+        time.sleep(1.0)
+        ratios = {sel: page.evaluate(CONTRAST, sel) for sel in selectors}
+        assert all(r is not None and r >= 4.5 for r in ratios.values()), (theme, ratios)
+        slug = "dark" if "Dark" in theme else "light"
+        _screenshot_live(page, ".bpfnb-dashboard-widget", OUTPUT / f"theme-{slug}.png")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', "
+        "{theme: 'JupyterLab Light'})"
+    )
+
+
+def test_saved_notebook_shows_snapshots(quickstart: Any, lab: Lab, browser: Any) -> None:
+    """Reopened without its kernel, the notebook shows the last snapshots; a restarted
+    kernel's dashboards say they are not live."""
+    page = quickstart
+    time.sleep(11)  # the snapshot outputs are updated every 10 s
+    page.evaluate("() => { void window.jupyterapp.commands.execute('docmanager:save'); }")
+    _wait_for(
+        lambda: "bpfnb-snapshot" in (lab.root / "quickstart.ipynb").read_text(),
+        30,
+        "the saved notebook",
+    )
+    shutil.copy(lab.root / "quickstart.ipynb", lab.root / "reopened.ipynb")
+    reopened = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        _open_notebook(reopened, lab, "reopened.ipynb")
+        facts = _wait_for(
+            lambda: reopened.evaluate(
+                """() => {
+                  const snaps = Array.from(document.querySelectorAll('.bpfnb-snapshot'))
+                    .filter(e => e.offsetParent !== null);
+                  if (snaps.length < 3) return null;
+                  return {
+                    snapshots: snaps.length,
+                    rows: snaps.map(s => s.querySelectorAll('.bpfnb-table tbody tr').length),
+                    bars: document.querySelectorAll('.bpfnb-snapshot .bpfnb-bar').length,
+                    lines: Math.max(...Array.from(
+                      document.querySelectorAll('.bpfnb-snapshot svg.bpfnb-chart'))
+                      .map(c => Number(c.dataset.lines)), 0),
+                    notes: snaps.map(s => s.querySelector('.bpfnb-snapshot-note').innerText),
+                  };
+                }"""
+            ),
+            60,
+            "visible snapshots in the reopened notebook",
+        )
+        assert facts["snapshots"] == 3 and min(facts["rows"]) > 0, facts
+        assert facts["bars"] > 0 and facts["lines"] > 0, facts
+        assert all("not live" in n for n in facts["notes"]), facts
+        assert reopened.evaluate(MODEL_NOT_FOUND) == 0
+        _screenshot_live(reopened, ".bpfnb-snapshot", OUTPUT / "reopened-snapshot.png")
+    finally:
+        reopened.close()
+    # a kernel restart: the old dashboards stay on the page and must not claim to refresh
+    page.evaluate("() => { void window.jupyterapp.commands.execute('kernelmenu:restart'); }")
+    dialog = page.locator(".jp-Dialog .jp-mod-accept")
+    with contextlib.suppress(Exception):
+        dialog.click(timeout=5_000)
+    note = _wait_for(
+        lambda: page.evaluate(
+            """() => {
+              const shown = Array.from(document.querySelectorAll('.bpfnb-stale-note'))
+                .filter(e => !e.hidden).map(e => e.innerText);
+              return shown.length >= 3 ? shown : null;
+            }"""
+        ),
+        45,
+        "the 'not live' note on the three dashboards after a kernel restart",
+    )
+    assert len(note) == 3 and all("not live" in n for n in note), note
+    states = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.bpfnb-live .bpfnb-program .bpfnb-state'))"
+        ".map(s => s.textContent)"
+    )
+    assert states == ["[not live: no word from the kernel]"] * 3, states
+    _screenshot_live(page, ".bpfnb-dashboard-widget", OUTPUT / "restarted-kernel.png")
+
+
+GUTTER_LINE = """(marker) => {
+  const lines = Array.from(document.querySelectorAll('.jp-CodeCell .cm-line'));
+  const line = lines.find(l => l.textContent.includes(marker));
+  if (!line) return null;
+  const top = line.getBoundingClientRect().top;
+  const gutters = line.closest('.cm-editor').querySelectorAll('.cm-lineNumbers .cm-gutterElement');
+  for (const g of gutters) {
+    const r = g.getBoundingClientRect();
+    if (r.height > 0 && Math.abs(r.top - top) < 3) return Number(g.textContent);
+  }
+  return null;
+}"""
+
+
+def test_error_lines_match_the_gutter(lab: Lab, browser: Any) -> None:
+    """A syntax error and a verifier error name the line numbers the editor shows."""
+    require_kernel()
+    syntax = f"%%bpf broken\n{SYNTAX_ERROR}"
+    verifier = f"%%bpf nocheck\n{MISSING_NULL_CHECK}"
+    _write_notebook(lab.root / "errors.ipynb", ["%load_ext bpfnb", syntax, verifier])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        _open_notebook(page, lab, "errors.ipynb")
+        _run_cell_at(page, 0)
+        _wait_idle(page, 60)
+        _run_cell_at(page, 1)
+        _wait_for_text(page, "expected ';'", timeout=90)
+        _wait_idle(page, 60)
+        _run_cell_at(page, 2)
+        _wait_for_text(page, "map_value_or_null", timeout=90)
         text = _outputs_text(page)
-        assert "Traceback" not in text, text[-3000:]
-        assert "getppid calls by pid" in text and ": 1000" in text
+        missing_semicolon = page.evaluate(GUTTER_LINE, ">> 32")
+        dereference = page.evaluate(GUTTER_LINE, "*n += 1")
+        assert missing_semicolon == SYNTAX_ERROR_LINE + 1, missing_semicolon  # %%bpf is 1
+        assert dereference == MISSING_NULL_CHECK_LINE + 1, dereference
+        assert f"line {missing_semicolon}," in text, text
+        assert f"cell line {dereference}" in text, text
+        # the progress line was replaced by what happened
+        assert "compiling and loading" not in text
+        assert "broken: compile failed; error below" in text
+        assert "nocheck: the verifier rejected it; error below" in text
+        _screenshot_live(page, ".jp-Notebook", OUTPUT / "error-lines.png")
+    finally:
+        page.close()
+
+
+FILLS = r"""%%bpf fills --set target_pid={os.getpid()} --interval 0.5
+u64 seq;
+const volatile u32 target_pid = 0;
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, u64);
+    __type(value, u64);
+    __uint(max_entries, 16);
+} seen SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int fill(void *ctx)
+{
+    u64 one = 1, k, id = bpf_get_current_pid_tgid();
+    /* the cell's thread only: ipykernel's parent poller thread calls getppid too */
+    if ((id >> 32) != target_pid || (u32)id != target_pid)
+        return 0;
+    k = __sync_fetch_and_add(&seq, 1);
+    bpf_map_update_elem(&seen, &k, &one, BPF_NOEXIST);
+    return 0;
+}"""
+
+
+def test_full_map_shows_warning_and_dropped(lab: Lab, browser: Any) -> None:
+    """40 new keys into a 16-entry map: the table says full, and how many were dropped."""
+    require_kernel()
+    cells = [
+        "import os, time\n%load_ext bpfnb",
+        FILLS,
+        "for _ in range(40):\n    os.getppid()\ntime.sleep(2)\n"
+        "print(f'fill-check rows {len(fills.seen)} dropped {fills.seen.dropped}')",
+    ]
+    _write_notebook(lab.root / "fills.ipynb", cells)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        _open_notebook(page, lab, "fills.ipynb")
+        _run_all(page)
+        _wait_for_text(page, "fill-check", timeout=120)
+        m = re.search(r"fill-check rows (\d+) dropped (\d+)", _outputs_text(page))
+        assert m is not None, _outputs_text(page)[-3000:]
+        # exactly 40 distinct keys offered to 16 entries: 24 refused, counted in the kernel
+        assert (int(m[1]), int(m[2])) == (16, 24), m[0]
+        fill = _wait_for(
+            lambda: page.evaluate(
+                """() => {
+                  const f = document.querySelector('.bpfnb-live .bpfnb-fill[data-full="1"]');
+                  return f ? {rows: Number(f.dataset.rows), max: Number(f.dataset.max),
+                              dropped: Number(f.dataset.dropped), text: f.innerText} : null;
+                }"""
+            ),
+            30,
+            "the full-map warning",
+        )
+        assert (fill["rows"], fill["max"], fill["dropped"]) == (16, 16, 24), fill
+        assert "rows: 16 / 16 max_entries" in fill["text"] and "map full" in fill["text"]
+        assert "24 updates dropped: map full" in fill["text"], fill["text"]
+        _screenshot_live(page, ".bpfnb-dashboard-widget", OUTPUT / "full-map.png")
     finally:
         page.close()
 

@@ -53,7 +53,7 @@ def test_cluster_shows_the_workers(shell: Any, connected: Any, capsys: Any) -> N
 
 def test_fleet_cell_dashboard_sql_and_stop(shell: Any, connected: Any) -> None:
     from bpfnb.fleet import FleetProgram, FleetWarning
-    from bpfnb.ui.fleet import SUMMED, FleetDashboard, render_hosts
+    from bpfnb.ui.fleet import BY_HOST, SUMMED, FleetDashboard, render_hosts
 
     with Workload(comm="magicwl") as w:
         shell.user_ns["wl_pid"] = w.pid
@@ -86,9 +86,19 @@ def test_fleet_cell_dashboard_sql_and_stop(shell: Any, connected: Any) -> None:
             assert table.total == 3 * 250 and len(table.frame) == 1
             assert "host" not in table.frame.columns
             assert int(table.frame["value"].iloc[0]) == 750
+            assert (table.max_entries, table.dropped, table.full) == (64, 0, False)  # one host's
+            dash.set_grouping(BY_HOST)
+            assert table.max_entries == 3 * 64 and len(table.frame) == 3  # every host's rows
             tail = dash.dashboard.views["calls"]
             tail.refresh()
-            assert tail.received == 21 and tail.lost == 0
+            assert tail.received == 21 and tail.lost == 0 and tail.lost_note == ""
+            assert table.error is None and tail.error is None
+            # Detach / Attach on every host (nothing counts in between: 260 below)
+            dash.dashboard.detach()
+            assert not prog.attached and dash.dashboard.header.program_state == "detached"
+            w.run("getpid", 5)
+            dash.dashboard.attach()
+            assert len(prog.attach_points) == 3 * 2 and dash.dashboard.header.note == ""
             assert 'data-state="running"' in render_hosts(dash.hosts)
             assert "bpfnb-hosts" in dash.html() and "bpfnb-summary" in dash.html()
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 import pytest
 
@@ -107,20 +107,20 @@ def test_views_follow_map_kinds(clean_kernel: tuple[int, int, int]) -> None:
         assert f'data-total="{N}"' in html.render(counts)
         assert f'data-total="{N}"' in html.render(chart)
 
-        # per CPU: one value column per CPU; they add up to the calls made
+        # per CPU: one value column per CPU, and their sum, which rates, totals and sorts
         pcpu.set_per_cpu(True)
-        cpu_cols = [c for c in pcpu.columns if c.startswith("value[cpu") and not c.endswith("/s")]
-        assert len(cpu_cols) >= 1 and f"{cpu_cols[0]}/s" in pcpu.columns
+        cpu_cols = [c for c in pcpu.columns if re.fullmatch(r"value\[cpu\d+\]", c)]
+        assert len(cpu_cols) >= 1 and {"value[sum]", "value[sum]/s"} <= set(pcpu.columns)
+        assert not any(f"{c}/s" in pcpu.columns for c in cpu_cols)
         assert sum(int(pcpu.frame[c].sum()) for c in cpu_cols) == N
+        assert int(pcpu.frame["value[sum]"].sum()) == N
+        assert (pcpu.total_column, pcpu.total, pcpu.sort_column()) == (
+            "value[sum]",
+            N,
+            "value[sum]",
+        )
         pcpu.set_per_cpu(False)
         assert pcpu.columns == ["key", "value", "value/s"] and pcpu.total == N
-
-
-def _controls(box: Any) -> tuple[Any, Any, Any, Any, Any]:
-    """Sort dropdown, descending, top, per-CPU checkbox and HTML body of a table box."""
-    controls, body = box.children
-    sort, descending, top, per_cpu = controls.children
-    return sort, descending, top, per_cpu, body
 
 
 def test_table_controls_call_the_view(clean_kernel: tuple[int, int, int]) -> None:
@@ -130,8 +130,10 @@ def test_table_controls_call_the_view(clean_kernel: tuple[int, int, int]) -> Non
         for key, value in {1: 30, 2: 10, 3: 20}.items():
             prog.counts[key] = value
         view = views.LiveTable(prog.counts)
-        box = widgets.view_widget(view)
-        sort, descending, top, per_cpu, body = _controls(box)
+        made = widgets.view_widget(view)
+        box, c = made.box, made.controls
+        sort, descending, rows, per_cpu = c["sort"], c["descending"], c["rows"], c["per_cpu"]
+        body = box.children[1]  # the controls bar comes first
         assert per_cpu.layout.display == "none"  # a hash map has no per-CPU values
         assert [o[1] for o in sort.options] == [""]
         view.refresh()
@@ -143,18 +145,26 @@ def test_table_controls_call_the_view(clean_kernel: tuple[int, int, int]) -> Non
         descending.value = False
         assert (view.sort_by, view.descending) == ("key", False)
         assert view.sorted_top()["key"].tolist() == [1, 2, 3]
-        top.value = 2
+        rows.value = 2
         assert view.top_n == 2 and body.value.count("<tr>") == 3  # header + 2 rows
         assert body.value == html.render(view)
+        # two pages of two rows: the next-page button shows the rest
+        assert c["prev"].disabled and not c["next"].disabled
+        c["next"].click()
+        assert view.page == 1 and view.sorted_top()["key"].tolist() == [3]
+        assert c["next"].disabled and not c["prev"].disabled
+        c["prev"].click()
         # the sort choice survives a refresh with the same columns
         prog.counts[4] = 5
         view.refresh()
         assert sort.value == "key" and view.sorted_top()["key"].tolist() == [1, 2]
         assert 'data-rows="4"' in body.value
-        # nbconvert and widget-less frontends get the static snapshot
+        # the widget output carries no HTML: the static snapshot is its own output
         bundle = box._repr_mimebundle_()
-        assert bundle["text/html"] == html.render(view)
+        assert "text/html" not in bundle
         assert bundle["text/plain"] == "<bpfnb table view 'counts (hash)'>"
+        snap = box.snapshot.bundle()["text/html"]
+        assert 'class="bpfnb-snapshot"' in snap and 'data-rows="4"' in snap
 
 
 def test_dashboard_buttons(clean_kernel: tuple[int, int, int]) -> None:
@@ -165,25 +175,37 @@ def test_dashboard_buttons(clean_kernel: tuple[int, int, int]) -> None:
         bpfnb.load(EVERY_KIND, name="uibuttons", globals={"target_pid": w.pid}) as p,
     ):
         dash = dashboard(p, interval=0.05)
-        assert dash.widget is not None
-        pause, resume, stop = dash.widget.children[1].children
-        assert [b.description for b in (pause, resume, stop)] == ["Pause", "Resume", "Stop"]
+        assert dash.widget is not None and dash.controls is not None
+        b = dash.controls.buttons
+        names = ("pause", "detach", "attach", "stop")
+        assert [b[k].description for k in names] == ["Pause view", "Detach", "Attach", "Stop"]
+        assert b["attach"].disabled and not b["detach"].disabled  # running: Attach does nothing
         header = dash.widget.children[0]
-        pause.click()
-        assert dash.refresher.paused and 'data-state="paused"' in header.value
-        resume.click()
-        assert not dash.refresher.paused and "refreshing every 0.05 s" in header.value
+        b["pause"].click()
+        assert dash.refresher.paused and 'data-view="paused"' in header.value
+        assert 'data-state="running"' in header.value and b["pause"].description == "Resume view"
+        b["pause"].click()
+        assert not dash.refresher.paused and "live, every 0.05 s" in header.value
         table = dash.views["counts"]
         assert isinstance(table, views.LiveTable)
         w.run("getppid", N)
         assert wait_until(lambda: table.total == N)
-        stop.click()
-        assert not p.attached and dash.refresher.stopped and refresh_threads() == []
-        assert all(b.disabled for b in (pause, resume, stop))
-        assert 'data-state="stopped"' in header.value and "detached" in header.value
-        assert "(not attached)" in header.value
-        w.run("getppid", 3)  # detached: nothing counts any more, the table keeps its rows
-        assert int(p.counts[w.pid]) == N and table.total == N
+        # Detach: nothing counts, the maps stay readable, only Attach / Stop make sense
+        b["detach"].click()
+        assert not p.attached and 'data-state="detached"' in header.value
+        assert b["detach"].disabled and not b["attach"].disabled
+        w.run("getppid", 3)
+        assert int(p.counts[w.pid]) == N
+        b["attach"].click()
+        assert p.attached and not b["detach"].disabled
+        w.run("getppid", 2)
+        assert wait_until(lambda: table.total == N + 2)
+        # Stop unloads, as %bpf stop does; the views keep their last rows, without rates
+        b["stop"].click()
+        assert p.closed and dash.refresher.stopped and refresh_threads() == []
+        assert all(button.disabled for button in b.values())
+        assert 'data-state="stopped"' in header.value and "(not attached)" in header.value
+        assert table.total == N + 2 and table.frame["value/s"].isna().all()
 
 
 def test_one_refresher_per_program(clean_kernel: tuple[int, int, int]) -> None:
@@ -198,9 +220,10 @@ def test_one_refresher_per_program(clean_kernel: tuple[int, int, int]) -> None:
         assert refresh_threads() == ["bpfnb-refresh-uiowner"]
         assert refresh.refresher_for(prog) is dash.refresher
         assert dash.refresher.interval == 0.1  # the last interval asked for wins
-        assert len(dash.refresher.views) == 1 + 5 + 2  # header, one per map, two live views
+        shown = [v for v in dash.refresher.views if isinstance(v, views.View)]
+        assert len(shown) == 1 + 5 + 2  # header, one per map, two live views
         assert table is not None and tail is not None
-        dash.stop()
+        dash.refresher.stop()
         assert refresh_threads() == []
         # asked again while the program is open: a new refresher, a new thread
         live_view(prog.maps["sizes"])

@@ -83,6 +83,9 @@ def test_dashboard_shows_every_kind(kernel: None, workload: Workload) -> None:
             workload.run("getpid", 3)
             board = dashboard(prog, interval=60)
             try:
+                # helper maps (no counter-like column: prog arrays, maps of maps...) are
+                # collapsed: show them, so every view is refreshed and drawn
+                board.show_helpers(True)
                 board.refresher.refresh_once()
                 for map_name, view in board.views.items():
                     seen[map_name] = type(view)

@@ -1,10 +1,10 @@
 """The package's layers, asserted from its import graph (every import, also lazy ones).
 
 object < codec < build < kernel < pipeline < fleet < ui: a module imports only from its own
-layer and the ones below; ``errors`` and ``diagnostics`` sit below every layer. Only
-``kernel/loader.py`` imports pylibbpf; only ``ui/`` imports IPython, ipywidgets and
-traitlets; there are no import circles. Imports under ``if TYPE_CHECKING:`` are types
-only and do not count.
+layer and the ones below; ``errors``, ``diagnostics`` and ``outfile`` sit below every layer. Only
+``kernel/loader.py`` imports pylibbpf; only ``ui/`` imports IPython, ipywidgets,
+anywidget, bqplot and traitlets; there are no import circles. Imports under
+``if TYPE_CHECKING:`` are types only and do not count.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import bpfnb
 
 PACKAGE = Path(bpfnb.__file__).parent
 LAYERS = ["base", "object", "codec", "build", "kernel", "pipeline", "fleet", "ui"]
-UI_ONLY = ("IPython", "ipywidgets", "traitlets")
+UI_ONLY = ("IPython", "ipywidgets", "traitlets", "anywidget", "bqplot")
 
 
 def _module_name(path: Path) -> str:
@@ -31,7 +31,7 @@ def _layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1 or parts[1] == "__main__":
         return "package"  # the composition roots: bpfnb/__init__.py and the CLI
-    if parts[1] in ("errors", "diagnostics"):
+    if parts[1] in ("errors", "diagnostics", "outfile"):
         return "base"
     if parts[1] == "pipeline":
         return "pipeline"

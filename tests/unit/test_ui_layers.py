@@ -1,6 +1,7 @@
 """The UI layer's shape, read from its source: who imports what, and no probing.
 
-- only ``widgets`` imports ipywidgets; IPython only ``magics`` and ``dashboard``;
+- only ``widgets`` imports ipywidgets (``livehtml`` builds on anywidget, ``plots`` on
+  bqplot); IPython only ``magics``, ``widgets`` and ``dashboard``;
 - the live-view modules read the kernel layer through ``sources`` only: they import
   nothing from ``bpfnb.kernel`` and never call ``getattr``/``hasattr``;
 - the UI modules import each other in one direction (no circles).
@@ -19,12 +20,31 @@ UI = ROOT / "bpfnb" / "ui"
 LIVE_VIEW_MODULES = [
     "sources",
     "refresh",
+    "format",
+    "svg",
+    "eventfilter",
     "views",
+    "top",
     "html",
     "flamegraph",
     "summary",
+    "livehtml",
+    "plots",
     "widgets",
     "dashboard",
+]
+# the pure helpers: no IPython, no widgets, no plotting library
+PURE_MODULES = [
+    "sources",
+    "refresh",
+    "format",
+    "svg",
+    "eventfilter",
+    "views",
+    "top",
+    "html",
+    "flamegraph",
+    "summary",
 ]
 # The front ends over them: %%bpf / %bpf, the fleet's dashboard and actions, %%bpfsql.
 FRONT_END_MODULES = ["magics", "fleet", "sql"]
@@ -70,10 +90,13 @@ def test_fleet_and_sql_front_ends_use_the_views(module: str) -> None:
 @pytest.mark.parametrize("module", LIVE_VIEW_MODULES)
 def test_frontend_imports(module: str) -> None:
     imported = _imports(module)
-    uses_widgets = any(n.split(".")[0] == "ipywidgets" for n in imported)
-    uses_ipython = any(n.split(".")[0] == "IPython" for n in imported)
-    assert uses_widgets == (module == "widgets")
-    assert not uses_ipython or module == "dashboard"
+    roots = {n.split(".")[0] for n in imported}
+    assert ("ipywidgets" in roots) == (module == "widgets")
+    assert "IPython" not in roots or module in ("widgets", "dashboard")
+    assert ("anywidget" in roots) == (module == "livehtml")
+    assert ("bqplot" in roots) == (module == "plots")
+    if module in PURE_MODULES:
+        assert not roots & {"ipywidgets", "IPython", "anywidget", "bqplot", "traitlets"}
 
 
 @pytest.mark.parametrize("module", LIVE_VIEW_MODULES)
@@ -96,5 +119,5 @@ def test_ui_imports_go_one_way() -> None:
     order = {m: i for i, m in enumerate(LIVE_VIEW_MODULES)}
     backwards = {m: sorted(d for d in ds if order[d] > order[m]) for m, ds in deps.items()}
     assert all(not b for b in backwards.values()), backwards
-    assert deps["views"] == {"sources", "refresh"}
+    assert deps["views"] == {"sources", "refresh", "format", "eventfilter"}
     assert "views" not in deps["refresh"] and "widgets" not in deps["views"]

@@ -103,4 +103,20 @@
 		__uint(max_entries, _max);                                \
 	} _name SEC(".maps")
 
+/* Dashboard markers (read back from BTF by bpfnb/object/markers.py; libbpf skips
+ * their section):
+ *
+ *     BPFNB_HIDDEN(start);                 start is a helper (scratch) map: its live
+ *                                          view starts collapsed
+ *     BPFNB_UNIT(latency, bpfnb_ns_t);     the values latency counts are in ns
+ *                                          (bpfnb_ns_t, bpfnb_us_t, bpfnb_ms_t,
+ *                                          bpfnb_bytes_t from bpfnb/types.h)
+ */
+#define BPFNB_HIDDEN(_map)                                                  \
+	static const char __bpfnb_hidden__##_map[]                           \
+		__attribute__((used, section(".bpfnb.meta"))) = #_map
+#define BPFNB_UNIT(_map, _type)                                             \
+	static const _type __bpfnb_unit__##_map                              \
+		__attribute__((used, section(".bpfnb.meta")))
+
 #endif /* __BPFNB_MAPS_H__ */

@@ -14,7 +14,7 @@ callbacks and the :class:`Recorder` in order. So:
   (:class:`~bpfnb.errors.StreamWarning`) and left behind, and the stop returns.
 
 A :class:`Recorder` writes CSV (or Parquet) to a file it creates itself (see
-:mod:`bpfnb.kernel.outfile`: no overwrite unless asked, no symbolic links). Each CSV
+:mod:`bpfnb.outfile`: no overwrite unless asked, no symbolic links). Each CSV
 batch is written whole; when a write fails (a full disk), the file is cut back to the
 last complete row, the recording stops and :class:`~bpfnb.errors.RecordingError` says
 why.
@@ -32,8 +32,8 @@ from typing import Any
 
 import pandas as pd
 
+from bpfnb import outfile
 from bpfnb.errors import RecordingError
-from bpfnb.kernel import outfile
 from bpfnb.kernel.streams.store import EventCallback, Rows
 
 #: Seconds a stop waits for the delivery thread (a callback that blocks longer is left).

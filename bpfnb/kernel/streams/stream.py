@@ -39,6 +39,7 @@ from typing import Any, NoReturn, Self
 import numpy as np
 import pandas as pd
 
+from bpfnb import outfile
 from bpfnb.codec import sql, streamparse
 from bpfnb.codec.plan import Codec, DecoderChoice, codec_for
 from bpfnb.codec.streamparse import Run
@@ -48,7 +49,7 @@ from bpfnb.errors import (
     StreamWarning,
     UnsupportedOperationError,
 )
-from bpfnb.kernel import bpf, drops, live, outfile
+from bpfnb.kernel import bpf, drops, live
 from bpfnb.kernel.drops import DropCounter
 from bpfnb.kernel.fd import OwnedFd
 from bpfnb.kernel.streams.delivery import STOP_TIMEOUT, Delivery, Recorder
