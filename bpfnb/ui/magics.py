@@ -126,9 +126,10 @@ class BpfMagics(Magics):
                 "break the notebook; choose another name"
             )
         if name in vars(builtins):
+            hidden_name = f"{name}()" if callable(vars(builtins)[name]) else f"the builtin {name}"
             raise CommandError(
                 f"{name!r} is a Python builtin: binding the program to it would hide "
-                f"{name}() in this notebook; choose another name"
+                f"{hidden_name} in this notebook; choose another name"
             )
         if self.shell is None:
             return
