@@ -178,10 +178,18 @@ _SHARED_TEMP_DIRS = (Path("/tmp"), Path("/var/tmp"))
 _TEST_CACHE = Path(os.environ.get("BPFNB_TEST_CACHE", "/tmp/bpfnb-test-cache"))
 
 
+#: Shared on purpose by the tests' helpers (tests/native.py's compiled stack target).
+_TEST_HELPERS = ("bpfnb-stack-target-",)
+
+
 def _bpfnb_entries(folder: Path) -> set[Path]:
-    """The ``bpfnb-*`` files and folders directly in ``folder`` (the test cache aside)."""
+    """The ``bpfnb-*`` files and folders directly in ``folder`` (the tests' own aside)."""
     try:
-        found = {p for p in folder.iterdir() if p.name.startswith("bpfnb-")}
+        found = {
+            p
+            for p in folder.iterdir()
+            if p.name.startswith("bpfnb-") and not p.name.startswith(_TEST_HELPERS)
+        }
     except OSError:
         return set()
     return found - {_TEST_CACHE}
