@@ -345,7 +345,9 @@ def _load(
         opened = loader.open_object(data, built.spec, built.name)
 
         def failure(reason: str, log: str) -> BaseException:
-            refused_map = configure.map_creation_error(log, opened)
+            refused_map = configure.map_creation_error(
+                log, opened, built.spec, built.source, built.line_offset
+            )
             if refused_map is not None:
                 return refused_map
             return diagnostics.load_error(
