@@ -13,7 +13,8 @@ describe; no kernel, no privileges), for ``--compile-only``.
 Every step after the first kernel object exists runs under
 :func:`bpfnb.kernel.loader.interrupts_deferred` and releases what it made when anything
 fails (a compile, verifier or attach error, or Ctrl-C): a failed load leaves nothing in
-the kernel.
+the kernel. A Ctrl-C held during those steps undoes the load at their end (the program
+is closed, a version it detached attached again) and is raised then.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import contextlib
 import copy
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,10 +269,11 @@ def load_built(
     skip: Sequence[str] | str | None = None,
     max_entries: Mapping[str, int] | None = None,
     mmap_arrays: bool = True,
+    on_loaded: Callable[[Program], None] | None = None,
 ) -> Program:
     """Load, wrap, attach and start a built program (the kernel half).
 
-    ``programs``, ``skip`` and ``max_entries`` are those of :func:`load`.
+    ``programs``, ``skip``, ``max_entries`` and ``on_loaded`` are those of :func:`load`.
     ``mmap_arrays=False`` leaves array maps and histograms without ``BPF_F_MMAPABLE``
     (see :mod:`bpfnb.kernel.mmaparray`).
     Raises
@@ -289,6 +291,7 @@ def load_built(
         skip=skip,
         max_entries=max_entries,
         mmap_arrays=mmap_arrays,
+        on_loaded=on_loaded,
     )
 
 
@@ -329,6 +332,7 @@ def _load(
     skip: Sequence[str] | str | None = None,
     max_entries: Mapping[str, int] | None = None,
     mmap_arrays: bool = True,
+    on_loaded: Callable[[Program], None] | None = None,
 ) -> Program:
     extra = extra or MapsAndSampling()
     sampling = profiling.sampling(extra.sample_freq, extra.sample_period)
@@ -337,11 +341,13 @@ def _load(
         data = patch_object(data, built.spec, dict(global_values))
     notes = list(built.notes)
 
-    with loader.interrupts_deferred():
+    with loader.interrupts_deferred() as deferral:
         opened = loader.open_object(data, built.spec, built.name)
 
         def failure(reason: str, log: str) -> BaseException:
-            refused_map = configure.map_creation_error(log, opened)
+            refused_map = configure.map_creation_error(
+                log, opened, built.spec, built.source, built.line_offset
+            )
             if refused_map is not None:
                 return refused_map
             return diagnostics.load_error(
@@ -409,7 +415,21 @@ def _load(
                     previous.attach()
             raise
         session.register(prog)
+        if on_loaded is not None and not deferral():
+            # Handed over: an interrupt from now on is raised once it is bound.
+            on_loaded(prog)
+        else:
+            # Ctrl-C during the load: the user asked to stop, so the load is undone.
+            deferral.undo_on_interrupt(lambda: _undo(prog, extra, attach and bool(plan.kept)))
     return prog
+
+
+def _undo(prog: Program, extra: MapsAndSampling, restore: bool) -> None:
+    """Release a load the user interrupted; attach again the version it detached."""
+    prog.close()
+    previous = extra.keep_maps_from
+    if restore and previous is not None and not previous.closed:
+        previous.attach()
 
 
 def _sync_map_sizes(loaded: loader.LoadedObject) -> None:
@@ -464,6 +484,7 @@ def load(
     max_entries: Mapping[str, int] | None = None,
     bcc: bool | None = None,
     mmap_arrays: bool = True,
+    on_loaded: Callable[[Program], None] | None = None,
 ) -> Program:
     """Compile (when given C), load and attach a BPF program.
 
@@ -510,6 +531,11 @@ def load(
     mmap_arrays : bool
         Create array maps and histograms ``BPF_F_MMAPABLE`` and read them through a
         shared mapping (see :mod:`bpfnb.kernel.mmaparray`); False opts out.
+    on_loaded : callable, optional
+        Called with the program once it is loaded and attached, with Ctrl-C still
+        deferred: a caller binds the program there (``%%bpf`` binds the cell's name), so
+        an interrupt either undoes the load (``on_loaded`` not called) or comes after
+        the program is bound, never in between.
 
     Returns
     -------
@@ -541,4 +567,5 @@ def load(
         skip=skip,
         max_entries=max_entries,
         mmap_arrays=mmap_arrays,
+        on_loaded=on_loaded,
     )

@@ -1,5 +1,9 @@
 """Shared pytest fixtures.
 
+The whole session runs with a private temp directory (``TMPDIR``, inherited by the
+kernels and tools the tests start) and ends with a check that nothing is left: no BPF
+object, no ``bpfnb-*`` temp entry (see :func:`nothing_left_after_the_session`).
+
 Kernel tests use the ``kernel`` fixture (or the ``kernel`` marker plus
 ``require_kernel()``): outside CI they skip when the machine cannot run BPF
 programs; with ``CI=true`` they fail instead, because a skipped kernel test hides
@@ -12,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -162,3 +167,102 @@ def codec_of(spec: Any, name: str) -> Any:
     t = spec.find_type(name)
     assert t is not None, name
     return codec_for(spec.btf, t)
+
+
+# --------------------------------------------------------------------------------------
+# Nothing left after the whole session
+
+#: Where bpfnb or the tests could leave ``bpfnb-*`` entries outside a test's tmp_path.
+_SHARED_TEMP_DIRS = (Path("/tmp"), Path("/var/tmp"))
+#: The compile cache the tests share on purpose (kept between runs).
+_TEST_CACHE = Path(os.environ.get("BPFNB_TEST_CACHE", "/tmp/bpfnb-test-cache"))
+
+
+#: Shared on purpose by the tests' helpers (tests/native.py's compiled stack target).
+_TEST_HELPERS = ("bpfnb-stack-target-",)
+
+
+def _bpfnb_entries(folder: Path) -> set[Path]:
+    """The ``bpfnb-*`` files and folders directly in ``folder`` (the tests' own aside)."""
+    try:
+        found = {
+            p
+            for p in folder.iterdir()
+            if p.name.startswith("bpfnb-") and not p.name.startswith(_TEST_HELPERS)
+        }
+    except OSError:
+        return set()
+    return found - {_TEST_CACHE}
+
+
+def _kernel_object_ids() -> dict[str, set[int]]:
+    """Ids of every BPF program, map and link in the kernel now."""
+    ids: dict[str, set[int]] = {}
+    for what in ("prog", "map", "link"):
+        out = subprocess.run(
+            ["bpftool", "-j", what, "list"], capture_output=True, text=True, check=True
+        ).stdout
+        ids[what] = {int(o["id"]) for o in json.loads(out or "[]")}
+    return ids
+
+
+def _private_temp_dir() -> Path:
+    """A temp directory for this session only, world-writable and sticky like /tmp.
+
+    Tests that drop privileges (``setpriv --reuid=65534``) must be able to use it as
+    they would use /tmp.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="pytest-bpfnb-session-"))
+    folder.chmod(0o1777)
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_after_the_session() -> Iterator[None]:
+    """After the whole session: nothing left in the kernel and no temp files.
+
+    Every temp file of this session (bpfnb's, the tests', those of the kernels and
+    tools they start) goes to a private ``TMPDIR``; at the end it must hold no
+    ``bpfnb-*`` entry. Under ``CI=true`` (the only BPF user on its machine) the
+    kernel's programs, maps and links and the ``bpfnb-*`` entries of /tmp and
+    /var/tmp must also be exactly those of before the session. Elsewhere, where other
+    runs come and go, only this process's BPF fds are compared.
+    """
+    private = _private_temp_dir()
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(private)
+    tempfile.tempdir = None  # recomputed from TMPDIR
+    shared_before = {d: _bpfnb_entries(d) for d in _SHARED_TEMP_DIRS}
+    kernel_before = _kernel_object_ids() if IN_CI and _kernel_problem() is None else None
+    fds_before = own_bpf_fds()
+    try:
+        yield
+        problems = []
+        if not wait_until(lambda: own_bpf_fds() == fds_before, timeout=10):
+            problems.append(f"this process holds BPF fds {own_bpf_fds()}, before {fds_before}")
+        left = sorted(p.name for p in _bpfnb_entries(private))
+        if left:
+            problems.append(f"temp files left: {left}")
+        if kernel_before is not None:
+
+            def new_objects() -> dict[str, set[int]]:
+                now = _kernel_object_ids()
+                return {
+                    k: ids - kernel_before[k] for k, ids in now.items() if ids - kernel_before[k]
+                }
+
+            if not wait_until(lambda: not new_objects(), timeout=10):
+                problems.append(f"BPF objects left in the kernel: {new_objects()}")
+        if IN_CI:
+            for folder, before in shared_before.items():
+                new = sorted(p.name for p in _bpfnb_entries(folder) - before)
+                if new:
+                    problems.append(f"left in {folder}: {new}")
+        assert not problems, "after the whole session: " + "; ".join(problems)
+    finally:
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
+        tempfile.tempdir = None
+        shutil.rmtree(private, ignore_errors=True)

@@ -170,3 +170,45 @@ int on_getpid(void *ctx)
     return 0;
 }
 """
+
+
+def slow_verifier_source(programs: int = 2, branches: int = 15) -> str:
+    """A cell whose verification takes long: ~1.3 s here for the defaults.
+
+    Each program takes ``branches`` random branches, each adding a distinct power of two
+    to ``idx`` (an ``asm`` add, so clang cannot turn the branch into arithmetic); ``idx``
+    then sizes a ``bpf_probe_read_kernel``, which makes the verifier track it precisely,
+    so no two paths can be pruned: every program is verified along 2**branches paths
+    (``verified_insns`` 425,999 for 15 branches). The programs count getppid calls of
+    the process ``target_tgid`` in ``slow_seen[0]``, each program once per call.
+    """
+    steps = "\n".join(
+        f'    if (bpf_get_prandom_u32() & 1)\n        asm volatile("%0 += {1 << i}" : "+r"(idx));'
+        for i in range(branches)
+    )
+    parts = [
+        "const volatile u32 target_tgid = 0;\n\n"
+        "struct {\n"
+        "    __uint(type, BPF_MAP_TYPE_ARRAY);\n"
+        "    __uint(max_entries, 1);\n"
+        "    __type(key, u32);\n"
+        "    __type(value, u64);\n"
+        '} slow_seen SEC(".maps");\n'
+    ]
+    for j in range(programs):
+        parts.append(
+            '\nSEC("tracepoint/syscalls/sys_enter_getppid")\n'
+            f"int slow_verify_{j}(void *ctx)\n"
+            "{\n"
+            "    u32 key = 0, idx = 0;\n"
+            "    u8 buf[64] = {};\n"
+            "    u64 *seen = bpf_map_lookup_elem(&slow_seen, &key);\n"
+            "    if (!seen || (bpf_get_current_pid_tgid() >> 32) != target_tgid)\n"
+            "        return 0;\n"
+            f"{steps}\n"
+            "    bpf_probe_read_kernel(buf, (idx & 63) + 1, seen);\n"
+            "    __sync_fetch_and_add(seen, 1);\n"
+            "    return 0;\n"
+            "}\n"
+        )
+    return "".join(parts)

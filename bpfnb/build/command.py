@@ -222,9 +222,26 @@ def _uses(items: list[str]) -> dict[str, str]:
     return out
 
 
-def check_identifier(name: str, what: str = "program name") -> str:
-    """Return ``name`` if it is a valid Python identifier, else raise CommandError."""
-    if not name.isidentifier() or keyword.iskeyword(name):
+#: The longest program name (it names the cell's file, ``NAME.bpf.c``, in the cache).
+MAX_NAME_LENGTH = 128
+
+
+def check_identifier(
+    name: str, what: str = "program name", max_length: int | None = MAX_NAME_LENGTH
+) -> str:
+    """Return ``name`` if it is a valid Python identifier, else raise CommandError.
+
+    The message says which rule the name breaks: not an identifier, a keyword, or longer
+    than ``max_length`` characters (None: no limit).
+    """
+    if max_length is not None and len(name) > max_length:
+        raise CommandError(
+            f"{what} {name[:12] + '…'!r} is {len(name)} characters long; "
+            f"at most {max_length} are allowed"
+        )
+    if keyword.iskeyword(name):
+        raise CommandError(f"{what} {name!r} is a Python keyword; choose another name")
+    if not name.isidentifier():
         raise CommandError(f"{what} {name!r} is not a valid Python identifier")
     return name
 

@@ -60,6 +60,7 @@ from bpfnb.codec.values import (
     int_from,
     is_int,
     put_bits,
+    shown,
 )
 from bpfnb.object import btf
 
@@ -240,7 +241,7 @@ class BoolNode(Leaf):
         ):
             buf[base + self.offset] = int(bool(value))
             return
-        raise EncodeError(f"expected a bool for {self.c_name}, got {value!r}", path)
+        raise EncodeError(f"expected a bool for {self.c_name}, got {shown(value)}", path)
 
 
 class EnumTable:
@@ -273,7 +274,7 @@ class EnumTable:
                 if e.name == value:
                     return e.value
             names = ", ".join(e.name for e in self.enum.members)
-            raise EncodeError(f"{value!r} is not an enumerator of {c} ({names})", path)
+            raise EncodeError(f"{shown(value)} is not an enumerator of {c} ({names})", path)
         signed = self.enum.signed or (isinstance(value, int) and value < 0)
         return check_int(value, self.enum.size * 8, signed, path, c)
 
@@ -329,7 +330,7 @@ class FloatNode(Leaf):
 
     def encode(self, value: Any, buf: bytearray, base: int, path: str) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise EncodeError(f"expected a number for {self.c_name}, got {value!r}", path)
+            raise EncodeError(f"expected a number for {self.c_name}, got {shown(value)}", path)
         fmt = _STRUCT_FLOATS.get(self.size)
         if fmt is None:
             raise EncodeError(f"cannot encode {self.c_name} from Python", path)
@@ -389,7 +390,7 @@ class RawBytesNode(Leaf):
             v = check_int(value, self.size * 8, False, path, self.c_name)
             buf[pos : pos + self.size] = v.to_bytes(self.size, "little")
             return
-        raise EncodeError(f"expected {self.size} bytes or an int, got {value!r}", path)
+        raise EncodeError(f"expected {self.size} bytes or an int, got {shown(value)}", path)
 
 
 class _ByteSpanNode(Leaf):
@@ -422,10 +423,14 @@ class TextNode(_ByteSpanNode):
         if isinstance(value, str):
             value = value.encode("utf-8")
         if not isinstance(value, BYTES_LIKE):
-            raise EncodeError(f"expected a str of at most {self.size} bytes, got {value!r}", path)
+            raise EncodeError(
+                f"expected a str of at most {self.size} bytes, got {shown(value)}", path
+            )
         data = bytes(value)
         if len(data) > self.size:
-            raise EncodeError(f"{data!r} is {len(data)} bytes, longer than {self.c_name}", path)
+            raise EncodeError(
+                f"{shown(data)} is {len(data)} bytes, longer than {self.c_name}", path
+            )
         pos = base + self.offset
         buf[pos : pos + self.size] = data.ljust(self.size, b"\0")
 
@@ -522,12 +527,12 @@ class DecodedNode(Leaf):
         try:
             encoded = self.decoder.encode_one(value)
         except (ValueError, TypeError, KeyError) as e:
-            raise EncodeError(f"{value!r} is not a valid {self.c_name}: {e}", path) from None
+            raise EncodeError(f"{shown(value)} is not a valid {self.c_name}: {e}", path) from None
         if isinstance(encoded, BYTES_LIKE):
             data = bytes(encoded)
             if len(data) > self.size:
                 raise EncodeError(
-                    f"{value!r} takes {len(data)} bytes, more than {self.c_name} holds", path
+                    f"{shown(value)} takes {len(data)} bytes, more than {self.c_name} holds", path
                 )
             buf[pos : pos + self.size] = data.ljust(self.size, b"\0")
             return
@@ -611,7 +616,7 @@ class BitfieldNode(Leaf):
             signed = self.enum.enum.signed or iv < 0
         elif self.boolean:
             if not isinstance(value, (bool, np.bool_, int)):
-                raise EncodeError(f"expected a bool, got {value!r}", path)
+                raise EncodeError(f"expected a bool, got {shown(value)}", path)
             iv, signed = int(bool(value)), False
         else:
             iv, signed = value, self.signed
@@ -718,14 +723,14 @@ class StructNode(Node):
                 raise EncodeError(f"missing field(s) {', '.join(missing)}", path)
         elif isinstance(value, (tuple, list)) and not self.union:
             if len(value) != len(self.members):
-                shown = ", ".join(m.name or "{...}" for m in self.members)
+                fields = ", ".join(m.name or "{...}" for m in self.members)
                 raise EncodeError(
-                    f"expected {len(self.members)} values ({shown}), got {len(value)}", path
+                    f"expected {len(self.members)} values ({fields}), got {len(value)}", path
                 )
             items = list(zip(self.members, value, strict=True))
         else:
             kind = "a dict of fields" + ("" if self.union else " or a tuple")
-            raise EncodeError(f"expected {kind}, got {value!r}", path)
+            raise EncodeError(f"expected {kind}, got {shown(value)}", path)
         for m, v in items:
             if not m.name:
                 m.node.encode(v, buf, base, path)
@@ -751,7 +756,9 @@ class StructNode(Node):
 
 def _check_sequence(value: Any, length: int, c: str, path: str) -> None:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise EncodeError(f"expected a sequence of {length} values for {c}, got {value!r}", path)
+        raise EncodeError(
+            f"expected a sequence of {length} values for {c}, got {shown(value)}", path
+        )
     if len(value) != length:
         raise EncodeError(f"expected {length} values for {c}, got {len(value)}", path)
 

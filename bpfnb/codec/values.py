@@ -10,6 +10,7 @@ them into one :class:`~bpfnb.errors.MapTypeError` that names the whole C type.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,16 @@ class EncodeError(Exception):
         self.path = path
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 8
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to a readable length for a message (a 1 MB bytes, a long list)."""
+    return _SHOWN.repr(value)
+
+
 def is_int(value: Any) -> bool:
     """Whether *value* is an integer that is not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
@@ -34,7 +45,7 @@ def is_int(value: Any) -> bool:
 def check_int(value: Any, bits: int, signed: bool, path: str, c: str) -> int:
     """*value* as an int that fits *bits* bits, or an :class:`EncodeError` naming *c*."""
     if not is_int(value):
-        raise EncodeError(f"expected an int for {c}, got {value!r}", path)
+        raise EncodeError(f"expected an int for {c}, got {shown(value)}", path)
     v = int(value)
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if not lo <= v <= hi:
@@ -83,9 +94,9 @@ def byte_string(value: Any, length: int, path: str, c: str) -> bytes:
         data = bytes(int(v) for v in items)
     else:
         raise EncodeError(
-            f"expected bytes or a list of at most {length} ints 0..255 for {c}, got {value!r}",
+            f"expected bytes or a list of at most {length} ints 0..255 for {c}, got {shown(value)}",
             path,
         )
     if len(data) > length:
-        raise EncodeError(f"{data!r} is {len(data)} bytes, longer than {c}", path)
+        raise EncodeError(f"{shown(data)} is {len(data)} bytes, longer than {c}", path)
     return data

@@ -30,10 +30,11 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from bpfnb import diagnostics
 from bpfnb.build.toolchain import VMLINUX_BTF
 from bpfnb.errors import BpfnbError, CommandError, KernelFeatureError, LoadError
 from bpfnb.kernel import loader, system
-from bpfnb.object import maptypes, sections, variants
+from bpfnb.object import mapcheck, maptypes, sections, variants
 from bpfnb.object.spec import ObjectSpec
 
 #: Entries of a keyed map declared without ``max_entries`` (BCC's default too).
@@ -423,8 +424,19 @@ _MAP_FAIL_RE = re.compile(
 )
 
 
-def map_creation_error(log: str, opened: loader.OpenObject) -> LoadError | None:
-    """A load error naming the map the kernel refused to create, or None."""
+def map_creation_error(
+    log: str,
+    opened: loader.OpenObject,
+    spec: ObjectSpec | None = None,
+    source: str = "",
+    line_offset: int = 0,
+) -> LoadError | None:
+    """A load error naming the map the kernel refused to create, or None.
+
+    With the object's ``spec`` and the cell's ``source``, the error names the
+    declaration's mistake (:func:`bpfnb.object.mapcheck.refusal_cause`) and quotes the
+    line declaring the map.
+    """
     for line in log.splitlines():
         m = _MAP_FAIL_RE.search(line)
         if m is None:
@@ -439,6 +451,18 @@ def map_creation_error(log: str, opened: loader.OpenObject) -> LoadError | None:
             f"the kernel refused to create map {name!r} ({kind}, max_entries "
             f"{found.max_entries}): {reason}"
         )
+        declared = spec.maps.get(name) if spec is not None else None
+        cause = mapcheck.refusal_cause(declared) if declared is not None else None
+        declared_at = mapcheck.declaration_line(source, name) if source else None
+        quoted = (
+            diagnostics.quote_cell_line(source, declared_at, line_offset=line_offset)
+            if declared_at
+            else []
+        )
+        if cause is not None:
+            return LoadError("\n".join([text, f"why: map {name!r} {cause}", *quoted]), log)
+        if quoted:
+            text += "\n" + "\n".join(quoted)
         if found.max_entries == 0:
             text += f"\nhint: give it a size: __uint(max_entries, N) or --max-entries {name}=N"
         elif kind == "ringbuf":

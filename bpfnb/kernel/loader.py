@@ -77,34 +77,73 @@ def libbpf_version() -> str:
 # Interrupts
 
 
+class Deferral:
+    """The state of an :func:`interrupts_deferred` block.
+
+    Calling it tells whether an interrupt arrived so far (long steps may stop early at
+    a safe point); :meth:`undo_on_interrupt` registers what to release when one did.
+    """
+
+    def __init__(self) -> None:
+        self.hits: list[int] = []
+        self._undo: list[Callable[[], None]] = []
+
+    def __call__(self) -> bool:
+        return bool(self.hits)
+
+    def undo_on_interrupt(self, undo: Callable[[], None]) -> None:
+        """Call ``undo()`` at the block's end when an interrupt arrived (still deferred).
+
+        For what the block made and would otherwise hand over: a load the user
+        interrupted is released instead of returned.
+        """
+        self._undo.append(undo)
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        self.hits.append(signum)
+
+    def _run_undo(self) -> None:
+        undo, self._undo = self._undo, []
+        for step in reversed(undo):
+            with contextlib.suppress(Exception):
+                step()
+
+
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[Callable[[], bool]]:
+def interrupts_deferred() -> Iterator[Deferral]:
     """Hold SIGINT's KeyboardInterrupt until the block ends (main thread only).
 
-    Yields a function telling whether an interrupt arrived so far, so long steps can
-    stop early at a safe point. When the block ends normally after an interrupt, the
-    KeyboardInterrupt is raised then; when it ends with an exception, that exception
-    wins. Outside the main thread (where Python cannot change signal handlers) the
-    block runs unchanged.
+    Yields a :class:`Deferral`: calling it tells whether an interrupt arrived so far.
+    When the block ends after an interrupt, the steps registered with
+    :meth:`Deferral.undo_on_interrupt` run (interrupts still held), then
+    KeyboardInterrupt is raised. When the block ends with an exception, that exception
+    wins, except a :class:`~bpfnb.errors.BpfnbError` after an interrupt, which becomes
+    the KeyboardInterrupt (chained): a signal restarts a verification in the kernel, and
+    libbpf gives up after five restarts with an error that is the interrupt's doing.
+    Outside the main thread (where Python cannot change signal handlers) the block runs
+    unchanged.
     """
+    deferral = Deferral()
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
+        yield deferral
         return
-    hits: list[int] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        hits.append(signum)
-
     try:
-        previous = signal.signal(signal.SIGINT, hold)
+        previous = signal.signal(signal.SIGINT, deferral._hold)
     except ValueError:  # not the main interpreter
-        yield lambda: False
+        yield deferral
         return
     try:
-        yield lambda: bool(hits)
+        yield deferral
+    except BpfnbError as err:
+        if deferral.hits:
+            raise KeyboardInterrupt from err
+        raise
+    else:
+        if deferral.hits:
+            deferral._run_undo()
     finally:
         signal.signal(signal.SIGINT, previous)
-    if hits:
+    if deferral.hits:
         raise KeyboardInterrupt
 
 
@@ -584,6 +623,7 @@ def probe_load(data: bytes, spec: ObjectSpec, name: str) -> str | None:
 
 
 __all__ = [
+    "Deferral",
     "LoadedObject",
     "LoadedProgram",
     "OpenMap",

@@ -57,6 +57,7 @@ from bpfnb import outfile
 from bpfnb.codec import frames, histogram, sql
 from bpfnb.codec.history import RateHistory
 from bpfnb.codec.plan import Codec, DecoderChoice, codec_for, raw_codec
+from bpfnb.codec.values import is_int
 from bpfnb.errors import (
     BpfInvalidError,
     BpfKeyError,
@@ -504,6 +505,12 @@ class _WritableMap(Map, MutableMapping[Any, Any]):
             and (not elem_is_array or all(isinstance(v, (list, tuple, str, bytes)) for v in value))
         ):
             parts = [codec.to_bytes(v, role="value") for v in value]
+        elif isinstance(value, list) and not elem_is_array:
+            raise MapTypeError(
+                f"map {self.name!r} is per-CPU: give one value for all {self.ncpus} possible "
+                f"CPUs or a list of exactly {self.ncpus} (one per CPU), got a list of "
+                f"{len(value)}"
+            )
         else:
             parts = [codec.to_bytes(value, role="value")] * self.ncpus
         pad = b"\0" * (self.slot - self.spec.value_size)
@@ -613,6 +620,10 @@ class ArrayMap(_WritableMap):
     def _index(self, key: Any) -> int:
         return int.from_bytes(self._key_bytes(key), "little")
 
+    def _outside(self, key: Any) -> bool:
+        """An int index outside ``0..max_entries-1`` (a negative one too: not "not a u32")."""
+        return is_int(key) and not 0 <= int(key) < self.spec.max_entries
+
     def read_raw(self, *, batch: bool = True) -> bpf.Batch:
         """Every record as raw bytes: a copy of the mapping for mmapped arrays."""
         mapped = self._mmap
@@ -624,6 +635,8 @@ class ArrayMap(_WritableMap):
         return bpf.Batch(keys, values, batched=True, calls=0, method="mmap")
 
     def _lookup(self, key: Any) -> bytes:
+        if self._outside(key):
+            raise KeyError(key)
         mapped = self._mmap
         if mapped is None:
             return super()._lookup(key)
@@ -633,6 +646,10 @@ class ArrayMap(_WritableMap):
         return mapped.read(index)
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        if self._outside(key):
+            raise ArrayIndexError(
+                f"array map {self.name!r} has indexes 0..{self.spec.max_entries - 1}, got {key!r}"
+            )
         mapped = self._mmap
         if mapped is not None:
             index = self._index(key)

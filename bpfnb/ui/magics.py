@@ -148,9 +148,10 @@ class BpfMagics(Magics):
                 "break the notebook; choose another name"
             )
         if name in vars(builtins):
+            hidden_name = f"{name}()" if callable(vars(builtins)[name]) else f"the builtin {name}"
             raise CommandError(
                 f"{name!r} is a Python builtin: binding the program to it would hide "
-                f"{name}() in this notebook; choose another name"
+                f"{hidden_name} in this notebook; choose another name"
             )
         if self.shell is None:
             return
@@ -242,15 +243,9 @@ class BpfMagics(Magics):
             max_entries=args.max_entries,
             bcc=args.bcc,
             mmap_arrays=args.mmap_arrays,
+            # Bound with Ctrl-C still deferred: an interrupt undoes the load or follows it.
+            on_loaded=lambda loaded: self._bind(args.name, loaded),
         )
-        # The new version is loaded (and attached): only now replace the old one.
-        old = self.bound.pop(args.name, None)
-        if old is not None:
-            old.close(wait=False)  # detaching is the kernel's slow part: off the user's wait
-        self.dashboards.pop(args.name, None)
-        self.bound[args.name] = prog
-        if self.shell is not None:
-            self.shell.user_ns[args.name] = prog
         elapsed = (time.perf_counter() - start) * 1000
         attached = len(prog.attach_points)
         warnings = prog.compile_result.warnings if prog.compile_result else []
@@ -266,6 +261,16 @@ class BpfMagics(Magics):
         if args.display and self.display_dashboard:
             self._display(prog, args.interval or self.interval)
         return None
+
+    def _bind(self, name: str, prog: Program) -> None:
+        """The new version is loaded (and attached): only now replace the old one."""
+        old = self.bound.pop(name, None)
+        if old is not None:
+            old.close(wait=False)  # detaching is the kernel's slow part: off the user's wait
+        self.dashboards.pop(name, None)
+        self.bound[name] = prog
+        if self.shell is not None:
+            self.shell.user_ns[name] = prog
 
     def _run_fleet_cell(self, args: CellArgs, source: str, status: _Status) -> None:
         from bpfnb.ui import fleet as fleet_ui

@@ -67,7 +67,7 @@ def parse_sql_line(line: str) -> str | None:
     words = line.split()
     if len(words) > 1:
         raise CommandError("usage: %%bpfsql [RESULT_NAME]  (the cell holds one SQL statement)")
-    return check_identifier(words[0], "result name") if words else None
+    return check_identifier(words[0], "result name", None) if words else None
 
 
 def run_sql(line: str, cell: str, programs: list[TableMaps], user_ns: dict[str, Any] | None) -> Any:

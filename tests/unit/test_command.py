@@ -33,7 +33,7 @@ def test_cell_every_option() -> None:
     [
         ("", "needs a name"),
         ("1abc", "not a valid Python identifier"),
-        ("class", "not a valid Python identifier"),
+        ("class", "is a Python keyword"),
         ("x --bogus", "unrecognized arguments: --bogus"),
         ("x --interval -1", "positive"),
         ("x --interval abc", "invalid float value"),
