@@ -88,6 +88,10 @@ def bpf_object_counts() -> tuple[int, int, int]:
     """
     if not IN_CI:
         return own_bpf_fds()
+    return _kernel_object_counts()
+
+
+def _kernel_object_counts() -> tuple[int, int, int]:
     counts = []
     for what in ("prog", "map", "link"):
         out = subprocess.run(
@@ -95,6 +99,27 @@ def bpf_object_counts() -> tuple[int, int, int]:
         ).stdout
         counts.append(len(json.loads(out or "[]")))
     return counts[0], counts[1], counts[2]
+
+
+def settled_object_counts(timeout: float = 3.0) -> tuple[int, int, int]:
+    """:func:`bpf_object_counts` once the kernel's deferred frees have run.
+
+    The kernel frees maps and programs after RCU grace periods and from work queues
+    (a prog array's slots are emptied that way), so objects an earlier test closed can
+    still be counted for a few milliseconds. A baseline taken then would make the
+    test's own check see them "vanish". In CI, wait until three reads 30 ms apart agree.
+    """
+    now = bpf_object_counts()
+    if not IN_CI:
+        return now
+    deadline = time.monotonic() + timeout
+    same = 0
+    while same < 2 and time.monotonic() < deadline:
+        time.sleep(0.03)
+        again = _kernel_object_counts()
+        same = same + 1 if again == now else 0
+        now = again
+    return now
 
 
 def kernel_prog_ids() -> set[int]:
@@ -118,7 +143,7 @@ def wait_for_counts(expected: tuple[int, int, int], timeout: float = 5.0) -> tup
 @pytest.fixture
 def clean_kernel(kernel: None) -> Iterator[tuple[int, int, int]]:
     """Yield the kernel's object counts before the test; check nothing leaked after."""
-    before = bpf_object_counts()
+    before = settled_object_counts()
     yield before
     after = wait_for_counts(before)
     assert after == before, f"BPF objects leaked: before {before}, after {after}"

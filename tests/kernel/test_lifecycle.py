@@ -15,7 +15,13 @@ import bpfnb
 from bpfnb.errors import AttachError, KernelFeatureError, VerifierError
 from bpfnb.kernel import system
 
-from conftest import TESTS, bpf_object_counts, kernel_prog_ids, wait_for_counts
+from conftest import (
+    TESTS,
+    bpf_object_counts,
+    kernel_prog_ids,
+    settled_object_counts,
+    wait_for_counts,
+)
 from programs import GETPID_COUNTER, MISSING_NULL_CHECK, MISSING_NULL_CHECK_LINE
 from workload import Workload
 
@@ -121,7 +127,7 @@ def test_load_from_object_and_c_file(
 
 
 def test_close_all_returns_kernel_to_start(kernel: None) -> None:
-    before = bpf_object_counts()
+    before = settled_object_counts()
     progs = [bpfnb.load(GETPID_COUNTER, name=f"p{i}") for i in range(3)]
     assert bpf_object_counts()[0] >= before[0] + 3
     bpfnb.close_all()

@@ -36,7 +36,7 @@ from bpfnb.kernel.views import map_for
 from bpfnb.object import maptypes
 from bpfnb.object.spec import MapSpec
 
-from conftest import bpf_object_counts, require_kernel, wait_for_counts
+from conftest import require_kernel, settled_object_counts, wait_for_counts
 from workload import SYS_getpid, SYS_getppid, Workload
 
 N_GETPID = 137
@@ -109,7 +109,7 @@ int on_enter(struct trace_event_raw_sys_enter *ctx)
 def traced() -> Iterator[tuple[bpfnb.Program, Workload]]:
     """The program, attached, after the workload made its exact syscalls."""
     require_kernel()
-    before = bpf_object_counts()
+    before = settled_object_counts()
     prog = bpfnb.load(SOURCE, name="maps_test")
     try:
         with Workload() as work:

@@ -565,6 +565,13 @@ def test_tail_filter_finds_own_event(quickstart: Any, lab: Lab) -> None:
     """Among every exec on the machine (and the busy cell's loop), the filter finds ours."""
     page = quickstart
     unique = f"bpfnb-own-{os.getpid()}-{int(time.time())}"
+    try:
+        _filter_own_event(page, unique)
+    finally:
+        Path("/tmp", unique).unlink(missing_ok=True)  # the copied executable
+
+
+def _filter_own_event(page: Any, unique: str) -> None:
     _add_and_run_cell(
         page,
         "import shutil\n"

@@ -15,7 +15,7 @@ import bpfnb
 from bpfnb.errors import CommandError, CompileError, VerifierError
 from bpfnb.ui.magics import BpfMagics
 
-from conftest import bpf_object_counts, wait_for_counts
+from conftest import bpf_object_counts, settled_object_counts, wait_for_counts
 from programs import (
     GETPID_COUNTER,
     MISSING_NULL_CHECK,
@@ -47,7 +47,7 @@ def programs_named(name: str, expected: int, timeout: float = 5.0) -> int:
 def test_cell_binds_program_and_counts_exactly(
     shell: TestingShell, workload: Workload, kernel: None
 ) -> None:
-    before = bpf_object_counts()
+    before = settled_object_counts()
     shell.run(f"%%bpf syscalls --no-display\n{GETPID_COUNTER}")
     prog = shell.user_ns["syscalls"]
     assert isinstance(prog, bpfnb.Program)
@@ -66,7 +66,7 @@ def test_cell_binds_program_and_counts_exactly(
 def test_fifty_reruns_leave_one_program_and_stop_all_cleans(
     shell: TestingShell, workload: Workload, kernel: None
 ) -> None:
-    before = bpf_object_counts()
+    before = settled_object_counts()
     for _ in range(50):
         shell.run(f"%%bpf rerun --no-display\n{GETPID_COUNTER}")
     assert programs_named("on_getpid", 1) == 1
@@ -92,7 +92,7 @@ def test_syntax_error_shows_cell_line_without_traceback(
 def test_verifier_error_shows_cell_line(
     shell: TestingShell, kernel: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = bpf_object_counts()
+    before = settled_object_counts()
     result = shell.run_cell(f"%%bpf nocheck --no-display\n{MISSING_NULL_CHECK}")
     assert isinstance(result.error_in_exec, VerifierError)
     text = capsys.readouterr().out
@@ -108,7 +108,7 @@ def test_failing_rerun_keeps_old_program_counting(
 ) -> None:
     shell.run(f"%%bpf keep --no-display\n{GETPID_COUNTER}")
     old = shell.user_ns["keep"]
-    loaded = bpf_object_counts()
+    loaded = settled_object_counts()
     result = shell.run_cell(f"%%bpf keep --no-display\n{MISSING_NULL_CHECK}")
     assert isinstance(result.error_in_exec, VerifierError)
     assert wait_for_counts(loaded) == loaded  # nothing of the failed version stayed
@@ -172,7 +172,7 @@ def test_bad_magic_arguments_are_usage_errors(shell: TestingShell, kernel: None)
 def test_compile_only_loads_nothing(
     shell: TestingShell, kernel: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = bpf_object_counts()
+    before = settled_object_counts()
     shell.run(f"%%bpf conly --compile-only\n{GETPID_COUNTER}")
     text = capsys.readouterr().out
     assert "on_getpid [tracepoint/syscalls/sys_enter_getpid]" in text
