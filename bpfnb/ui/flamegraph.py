@@ -92,7 +92,9 @@ _HOVER = (
     "var t=event.target.closest('.bpfnb-fg-f');if(!t)return;"
     "this.closest('.bpfnb-fg').querySelector('.bpfnb-fg-detail').textContent=t.title;"
 )
-#: Runs when the graph is inserted (an image that cannot load): restores the zoom.
+#: Runs when the graph is inserted (an image that cannot load): restores the zoom. A
+#: live view runs it at once when it redraws (``img.bpfnb-restore``, see ui/livehtml.py),
+#: so no frame is ever drawn unzoomed between a redraw and the image's error event.
 _RESTORE = (
     "var r=this.closest('.bpfnb-fg'),z=window.bpfnbFlameZoom&&window.bpfnbFlameZoom[r.id];"
     f"if(z)({_APPLY})(r,z);"
@@ -160,7 +162,7 @@ def render_graph(counts: Mapping[str, int], graph_id: str) -> str:
         )
     parts.append("</div>")
     parts.append(
-        '<img alt="" src="data:image/gif;base64,AA" style="display:none" '
+        '<img class="bpfnb-restore" alt="" src="data:image/gif;base64,AA" style="display:none" '
         f'onerror="{html.escape(_RESTORE)}">'
     )
     parts.append("</div>")

@@ -55,6 +55,11 @@ function render({ model, el }) {
     }
     body.innerHTML = pending;
     pending = null;
+    // state kept in the page (a flame graph's zoom) is put back before the next paint,
+    // not when the marker image's error event comes
+    for (const r of body.querySelectorAll("img.bpfnb-restore")) {
+      if (r.onerror) r.onerror(new Event("error"));
+    }
     el.classList.remove("bpfnb-held");
   };
   const onHtml = () => { pending = model.get("html"); apply(); };
