@@ -98,4 +98,36 @@ def write_new(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = Fa
     return out
 
 
-__all__ = ["create", "write_new"]
+__all__ = ["complete_lines", "create", "write_new"]
+
+
+def complete_lines(data: bytes, done: int) -> tuple[int, int]:
+    """The longest prefix of ``data[:done]`` that ends with a whole CSV line.
+
+    A write that fails part-way (a full disk) leaves ``done`` bytes of ``data`` in the
+    file; cutting the file back to this prefix keeps every whole row and no torn one. A
+    newline inside a quoted field (an odd number of ``"`` before it) does not end a line.
+
+    Parameters
+    ----------
+    data : bytes
+        CSV text as written.
+    done : int
+        How many bytes of it reached the file.
+
+    Returns
+    -------
+    tuple of (int, int)
+        The prefix's length in bytes and how many lines it holds.
+    """
+    length = lines = 0
+    quoted = False
+    start = 0
+    while True:
+        end = data.find(b"\n", start, done)
+        if end < 0:
+            return length, lines
+        quoted ^= data.count(b'"', start, end) % 2 == 1
+        if not quoted:
+            length, lines = end + 1, lines + 1
+        start = end + 1

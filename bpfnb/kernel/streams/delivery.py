@@ -70,7 +70,7 @@ class Recorder:
         self.closed = False
 
     def write(self, frame: pd.DataFrame) -> None:
-        """Append a decoded batch, whole or not at all.
+        """Append a decoded batch (on a failed write, up to its last whole row).
 
         Raises
         ------
@@ -84,11 +84,7 @@ class Recorder:
             if self._parquet:
                 self._write_parquet(frame)
             else:
-                data = frame.to_csv(None, header=self.rows == 0, index=False).encode()
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view) :]
-                self._written += len(data)
+                self._write_csv(frame)
         except OSError as e:
             self._abort()
             raise RecordingError(
@@ -96,6 +92,21 @@ class Recorder:
                 f"{e.strerror or e}; the file ends with the last complete row"
             ) from None
         self.rows += len(frame)
+
+    def _write_csv(self, frame: pd.DataFrame) -> None:
+        header = self._written == 0
+        data = frame.to_csv(None, header=header, index=False).encode()
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self._fd, memoryview(data)[done:])
+        except OSError:
+            # keep the whole rows that reached the file (a full disk fails part-way)
+            length, lines = outfile.complete_lines(data, done)
+            self._written += length
+            self.rows += max(0, lines - 1 if header else lines)
+            raise
+        self._written += len(data)
 
     def _write_parquet(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
