@@ -29,11 +29,11 @@ test: setup-browser lint typecheck pytest
 
 bench: setup
 	-bash benchmarks/setup-bcc.sh >/dev/null
-	$(PY) benchmarks/compile.py
-	$(PY) benchmarks/maps.py
-	$(PY) benchmarks/ringbuf.py
-	$(PY) benchmarks/widgets.py
-	$(PY) benchmarks/fleet.py
+	-$(PY) benchmarks/compile.py
+	-$(PY) benchmarks/maps.py
+	-$(PY) benchmarks/ringbuf.py
+	-$(PY) benchmarks/widgets.py
+	-$(PY) benchmarks/fleet.py
 
 clean:
 	rm -rf .venv $(OUT) test-output .mypy_cache .ruff_cache .pytest_cache

@@ -47,10 +47,19 @@ struct bpfnb_drops_map {
 
 struct bpfnb_drops_map bpfnb_drops SEC(".maps");
 
+/* The kernel's struct bpf_map, reduced to the one field read here (a CO-RE "flavor":
+ * libbpf matches it to struct bpf_map by name and relocates the offset of id). Naming
+ * the full struct instead would put its whole type graph into every object's debug
+ * info: 600 KB objects and ~140 ms more clang time per cell. */
+struct bpf_map___bpfnb {
+	__u32 id;
+} __attribute__((preserve_access_index));
+
 /* Defined before the macros below, so the helpers here are the real ones. */
 static __always_inline void bpfnb__count_drop(void *map, __u32 reason)
 {
-	struct bpfnb_drop_key key = { .map_id = ((struct bpf_map *)map)->id, .reason = reason };
+	struct bpfnb_drop_key key = { .map_id = ((struct bpf_map___bpfnb *)map)->id,
+				      .reason = reason };
 	__u64 one = 1, *n = bpf_map_lookup_elem(&bpfnb_drops, &key);
 
 	if (n) {
