@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -85,6 +86,17 @@ def _ring(prog: bpfnb.Program) -> RingBuffer:
     ring = prog.maps["events"]
     assert isinstance(ring, RingBuffer)
     return ring
+
+
+def test_record_to_parquet_without_pyarrow_says_how(
+    prog: bpfnb.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # an environment without pyarrow
+    target = tmp_path / "events.parquet"
+    with pytest.raises(RecordingError, match=r"needs pyarrow .*pip install pyarrow"):
+        _ring(prog).record(target)
+    assert not target.exists()  # nothing created
+    assert _ring(prog).warning is None  # the stream goes on, nothing to report
 
 
 def test_record_refuses_an_existing_file(prog: bpfnb.Program, tmp_path: Path) -> None:

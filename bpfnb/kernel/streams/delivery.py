@@ -62,7 +62,13 @@ class Recorder:
         self.rows = 0
         self._parquet = Path(path).suffix == ".parquet"
         if self._parquet:
-            import pyarrow  # noqa: F401  (fail early when missing)
+            try:
+                import pyarrow  # noqa: F401  (fail early when missing)
+            except ImportError:
+                raise RecordingError(
+                    f"recording to {path} needs pyarrow for Parquet: `pip install pyarrow`, "
+                    "or record to a .csv file"
+                ) from None
         self._fd, self.path = outfile.create(path, overwrite=overwrite)
         self._written = 0  # bytes of complete rows in the file
         self._writer: Any = None
@@ -87,9 +93,14 @@ class Recorder:
                 self._write_csv(frame)
         except OSError as e:
             self._abort()
+            ends = (
+                "the Parquet file has no footer and cannot be read"
+                if self._parquet
+                else "the file ends with the last complete row"
+            )
             raise RecordingError(
                 f"recording to {self.path} stopped after {self.rows} rows: "
-                f"{e.strerror or e}; the file ends with the last complete row"
+                f"{e.strerror or e}; {ends}"
             ) from None
         self.rows += len(frame)
 
