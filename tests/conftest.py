@@ -91,14 +91,18 @@ def bpf_object_counts() -> tuple[int, int, int]:
     return _kernel_object_counts()
 
 
+def kernel_objects(what: str) -> list[dict[str, Any]]:
+    """Every BPF ``what`` (``prog``, ``map`` or ``link``) in the kernel now, as bpftool lists it."""
+    out = subprocess.run(
+        ["bpftool", "-j", what, "list"], capture_output=True, text=True, check=True
+    ).stdout
+    objects: list[dict[str, Any]] = json.loads(out or "[]")
+    return objects
+
+
 def _kernel_object_counts() -> tuple[int, int, int]:
-    counts = []
-    for what in ("prog", "map", "link"):
-        out = subprocess.run(
-            ["bpftool", "-j", what, "list"], capture_output=True, text=True, check=True
-        ).stdout
-        counts.append(len(json.loads(out or "[]")))
-    return counts[0], counts[1], counts[2]
+    progs, maps, links = (len(kernel_objects(what)) for what in ("prog", "map", "link"))
+    return progs, maps, links
 
 
 def settled_object_counts(timeout: float = 3.0) -> tuple[int, int, int]:
@@ -124,10 +128,7 @@ def settled_object_counts(timeout: float = 3.0) -> tuple[int, int, int]:
 
 def kernel_prog_ids() -> set[int]:
     """Return the ids of every BPF program loaded in the kernel now."""
-    out = subprocess.run(
-        ["bpftool", "-j", "prog", "list"], capture_output=True, text=True, check=True
-    ).stdout
-    return {int(p["id"]) for p in json.loads(out or "[]")}
+    return {int(p["id"]) for p in kernel_objects("prog")}
 
 
 def wait_for_counts(expected: tuple[int, int, int], timeout: float = 5.0) -> tuple[int, int, int]:
@@ -222,13 +223,7 @@ def _bpfnb_entries(folder: Path) -> set[Path]:
 
 def _kernel_object_ids() -> dict[str, set[int]]:
     """Ids of every BPF program, map and link in the kernel now."""
-    ids: dict[str, set[int]] = {}
-    for what in ("prog", "map", "link"):
-        out = subprocess.run(
-            ["bpftool", "-j", what, "list"], capture_output=True, text=True, check=True
-        ).stdout
-        ids[what] = {int(o["id"]) for o in json.loads(out or "[]")}
-    return ids
+    return {what: {int(o["id"]) for o in kernel_objects(what)} for what in ("prog", "map", "link")}
 
 
 def _private_temp_dir() -> Path:

@@ -7,9 +7,7 @@ was read.
 
 from __future__ import annotations
 
-import json
 import resource
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -21,7 +19,7 @@ from bpfnb.kernel import bpf
 from bpfnb.kernel.maps import HashMap
 from bpfnb.kernel.program import Program
 
-from conftest import require_kernel, wait_until
+from conftest import kernel_objects, require_kernel, wait_until
 
 pytestmark = pytest.mark.kernel
 
@@ -43,10 +41,7 @@ int big_map(void *ctx)
 
 
 def _map_ids() -> set[int]:
-    out = subprocess.run(
-        ["bpftool", "-j", "map", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    return {int(o["id"]) for o in json.loads(out or "[]")}
+    return {int(o["id"]) for o in kernel_objects("map")}
 
 
 def _max_rss() -> int:

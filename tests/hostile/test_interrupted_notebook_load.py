@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from conftest import require_kernel, wait_until
+from conftest import kernel_objects, require_kernel, wait_until
 from notebook_kernel import NotebookKernel, Reply
 from programs import slow_verifier_source
 from workload import Workload
@@ -65,10 +64,7 @@ def _bound_ids(notebook: NotebookKernel) -> set[int]:
 
 def _named_in_kernel() -> set[int]:
     """Ids of every program named like the cell's programs, kernel-wide."""
-    out = subprocess.run(
-        ["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    return {p["id"] for p in json.loads(out or "[]") if p.get("name") in PROGRAMS}
+    return {p["id"] for p in kernel_objects("prog") if p.get("name") in PROGRAMS}
 
 
 def _check_holds_one_version(notebook: NotebookKernel) -> set[int]:

@@ -6,8 +6,6 @@ kernel holds none of their programs, maps or links (compared by id: only our obj
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 from bpfnb.kernel import session
 from bpfnb.kernel.program import Program
 
-from conftest import require_kernel, wait_until
+from conftest import kernel_objects, require_kernel, wait_until
 from workload import Workload
 
 pytestmark = pytest.mark.kernel
@@ -44,10 +42,7 @@ int count_{i}(void *ctx)
 
 
 def _ids(what: str) -> dict[int, dict[str, Any]]:
-    out = subprocess.run(
-        ["bpftool", "-j", what, "show"], capture_output=True, text=True, check=True
-    ).stdout
-    return {int(o["id"]): o for o in json.loads(out or "[]")}
+    return {int(o["id"]): o for o in kernel_objects(what)}
 
 
 @pytest.fixture
